@@ -1,0 +1,52 @@
+# One entry point for a fresh machine: `make demo` (set up, then run the demo) and
+# `make test` (set up, then run every test). Everything is installed by these rules.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/image_segmenter_ros
+MODELS  := $(CACHE)/models
+VIDEOS  := $(CACHE)/videos
+
+# DDS never leaves this machine (Jazzy spelling; Humble's ROS_LOCALHOST_ONLY must stay unset).
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+unexport ROS_LOCALHOST_ONLY
+export IMAGE_SEGMENTER_ROS_MODEL_DIR := $(MODELS)
+export IMAGE_SEGMENTER_ROS_VIDEO_DIR := $(VIDEOS)
+
+.PHONY: setup models videos demo test bench clean
+
+setup: $(VENV)/.installed models videos
+
+$(VENV)/.installed: requirements.txt requirements-test.txt setup.py
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	$(PY) -m pip install --quiet --no-deps mediapipe==1.2.2
+	$(PY) -m pip install --quiet --no-deps --editable .
+	touch $@
+
+models: $(VENV)/.installed
+	$(PY) -m image_segmenter_ros.model_catalog fetch --available
+
+videos: $(VIDEOS)/Megamind.avi
+
+# Real sample videos from Debian's opencv-doc package, extracted without installing it.
+$(VIDEOS)/Megamind.avi:
+	mkdir -p $(VIDEOS)/deb
+	cd $(VIDEOS)/deb && (apt-get download opencv-doc 2>/dev/null || (apt-get update -qq && apt-get download opencv-doc))
+	dpkg-deb -x $(VIDEOS)/deb/opencv-doc_*.deb $(VIDEOS)/deb/root
+	cp $(VIDEOS)/deb/root/usr/share/doc/opencv-doc/examples/data/Megamind.avi \
+	   $(VIDEOS)/deb/root/usr/share/doc/opencv-doc/examples/data/vtest.avi $(VIDEOS)/
+	rm -rf $(VIDEOS)/deb
+
+demo: setup
+	$(PY) -m image_segmenter_ros.demo --output output
+
+test: setup
+	$(PY) -m pytest -q test
+
+bench: setup
+	$(PY) benchmarks/engine_benchmark.py
+
+clean:
+	rm -rf $(VENV) output build install log
