@@ -16,9 +16,8 @@
 
 from pathlib import Path
 
-import pytest
-
 from lint_paths import LINTED_PATHS
+import pytest
 
 HEADER_LINES = (
     '# Copyright ',

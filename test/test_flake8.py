@@ -13,9 +13,8 @@
 # limitations under the License.
 
 from ament_flake8.main import main_with_errors
-import pytest
-
 from lint_paths import LINTED_PATHS
+import pytest
 
 
 @pytest.mark.flake8

@@ -13,9 +13,8 @@
 # limitations under the License.
 
 from ament_pep257.main import main
-import pytest
-
 from lint_paths import LINTED_PATHS
+import pytest
 
 
 @pytest.mark.linter

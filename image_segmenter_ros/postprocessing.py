@@ -1,0 +1,118 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Output tensor to masks, exactly as MediaPipe's TensorsToSegmentationCalculator on CPU.
+
+Confidence masks: activation at tensor resolution, then ``cv2.resize`` INTER_LINEAR
+(half-pixel centres) per class. Category mask: every output pixel interpolates the raw tensor
+with align-corners weights, then takes the arg-max (or the 0.5 cut of a single channel).
+The two grids differ on purpose: that is what MediaPipe computes.
+"""
+
+from functools import lru_cache
+from typing import List, Tuple
+
+import cv2
+import numpy as np
+
+from .tflite_metadata import Activation
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """Logistic function in float32."""
+    result = np.exp(-values)
+    result += np.float32(1.0)
+    return np.reciprocal(result, out=result)
+
+
+def softmax(values: np.ndarray) -> np.ndarray:
+    """Stable softmax over the last (class) axis in float32."""
+    result = values - values.max(axis=-1, keepdims=True)
+    np.exp(result, out=result)
+    result /= result.sum(axis=-1, keepdims=True)
+    return result
+
+
+def activate(tensor: np.ndarray, activation: Activation) -> np.ndarray:
+    """Apply the model's activation at tensor resolution (NONE copies nothing)."""
+    if activation == Activation.SIGMOID:
+        return sigmoid(tensor)
+    if activation == Activation.SOFTMAX:
+        return softmax(tensor)
+    return tensor
+
+
+def confidence_masks(tensor: np.ndarray, activation: Activation, width: int,
+                     height: int) -> List[np.ndarray]:
+    """One float32 mask per class at the output size."""
+    planes = np.ascontiguousarray(np.moveaxis(activate(tensor, activation), -1, 0))
+    if planes.shape[1:] == (height, width):
+        return list(planes)
+    return [cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
+            for plane in planes]
+
+
+@lru_cache(maxsize=32)
+def _align_corners_axis(size_in: int,
+                        size_out: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour indices and weights along one axis, in MediaPipe's float32 arithmetic."""
+    scale = (np.float32(size_in - 1) / np.float32(size_out - 1) if size_out > 1
+             else np.float32(0.0))
+    position = np.arange(size_out, dtype=np.float32) * scale
+    low = np.maximum(np.floor(position), np.float32(0.0))
+    high = np.minimum(np.ceil(position), np.float32(size_in - 1))
+    weight = np.clip(position - low, np.float32(0.0), np.float32(1.0))
+    return low.astype(np.intp), high.astype(np.intp), weight
+
+
+def interpolate_align_corners(tensor: np.ndarray, width: int, height: int) -> np.ndarray:
+    """
+    Bilinear, align-corners interpolation of an (h, w[, c]) tensor to (height, width[, c]).
+
+    Separable but with the same float32 operations per pixel as MediaPipe's
+    ``BilinearInterpolate`` (first along y, then along x), so results are bit-identical.
+    """
+    y0, y1, ty = _align_corners_axis(tensor.shape[0], height)
+    x0, x1, tx = _align_corners_axis(tensor.shape[1], width)
+    if tensor.ndim == 3:
+        ty, tx = ty[:, np.newaxis], tx[:, np.newaxis]
+    top = tensor[y0]
+    rows = tensor[y1] - top
+    rows *= ty[:, np.newaxis]
+    rows += top
+    left = rows[:, x0]
+    result = rows[:, x1]
+    result -= left
+    result *= tx
+    result += left
+    return result
+
+
+def category_mask(tensor: np.ndarray, activation: Activation, width: int,
+                  height: int) -> np.ndarray:
+    """
+    Class index per output pixel (uint8).
+
+    A single channel is a foreground probability: 1 where it exceeds 0.5, else 0 (MediaPipe
+    writes 0 for foreground and 255 for background; this engine exposes two classes instead).
+    """
+    if tensor.shape[-1] == 1:
+        tensor = tensor[:, :, 0]  # 2-D arrays index several times faster than (h, w, 1).
+    scores = interpolate_align_corners(tensor, width, height)
+    if activation == Activation.SIGMOID:
+        scores = sigmoid(scores)
+    if scores.ndim == 2:
+        return (scores > np.float32(0.5)).view(np.uint8)
+    return np.argmax(scores, axis=-1).astype(np.uint8)

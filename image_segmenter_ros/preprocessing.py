@@ -1,0 +1,113 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Image to input tensor, exactly as MediaPipe's ImageToTensorCalculator does it on CPU.
+
+The image is warped with the perspective transform that maps the region of interest's corners
+onto the tensor's edges (so output column i samples source x = i * W / w, not pixel centres),
+on uint8 data with a replicated border, then mapped linearly to the model's value range.
+"""
+
+from functools import lru_cache
+import math
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+SUPPORTED_ROTATIONS = (0, 90, 180, 270)
+
+
+def validate_rotation(rotation_degrees: int) -> int:
+    """Return the rotation normalised to [0, 360) or raise MediaPipe's error."""
+    if rotation_degrees % 90:
+        raise ValueError('Expected rotation to be a multiple of 90°.')
+    return int(rotation_degrees) % 360
+
+
+@lru_cache(maxsize=64)
+def warp_matrix(image_width: int, image_height: int, tensor_width: int, tensor_height: int,
+                rotation_degrees: int = 0) -> np.ndarray:
+    """
+    Perspective matrix from image pixels to tensor pixels for the full-image ROI.
+
+    Mirrors ``ConvertToNormalizedRect`` (90/270 swap the ROI's sides) and the OpenCV
+    converter (``boxPoints`` of the rotated ROI mapped to the tensor corners), keeping
+    MediaPipe's float32 rounding of the angle.
+    """
+    rotation = np.float32(-rotation_degrees * math.pi / 180.0)
+    roi_width, roi_height = float(image_width), float(image_height)
+    if rotation_degrees in (90, 270):
+        roi_width, roi_height = roi_height, roi_width
+    angle = float(np.float32(float(rotation * np.float32(180.0)) / math.pi))
+    corners = cv2.boxPoints(((image_width / 2.0, image_height / 2.0),
+                             (roi_width, roi_height), angle))
+    tensor_corners = np.array([[0, tensor_height], [0, 0], [tensor_width, 0],
+                               [tensor_width, tensor_height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(corners.astype(np.float32), tensor_corners)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def value_range_transform(normalization: Optional[Tuple[Tuple[float, ...], Tuple[float, ...]]]
+                          ) -> Tuple[np.float32, np.float32]:
+    """
+    Scale and offset from uint8 to the model range given by the metadata's mean and std.
+
+    Same float32 arithmetic as ``GetValueRangeTransformation`` after the range (0 - mean) / std
+    to (255 - mean) / std that the Tasks preprocessing derives from channel 0.
+    """
+    mean, std = (np.float32(normalization[0][0]), np.float32(normalization[1][0]))
+    range_min = (np.float32(0.0) - mean) / std
+    range_max = (np.float32(255.0) - mean) / std
+    scale = (range_max - range_min) / np.float32(255.0)
+    offset = range_min
+    return np.float32(scale), np.float32(offset)
+
+
+def warp_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int,
+                   rotation_degrees: int = 0) -> np.ndarray:
+    """Warp a uint8 image (gray, RGB or RGBA) to the tensor grid, replicating the border."""
+    matrix = warp_matrix(image.shape[1], image.shape[0], tensor_width, tensor_height,
+                         rotation_degrees)
+    return cv2.warpPerspective(image, matrix, (tensor_width, tensor_height),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def resize_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int) -> np.ndarray:
+    """
+    Stretch as ``ImageTransformationCalculator`` does for 4-channel (hair) models.
+
+    INTER_AREA when both source sides are larger than the tensor's, INTER_LINEAR otherwise.
+    """
+    height, width = image.shape[:2]
+    shrinking = width > tensor_width and height > tensor_height
+    return cv2.resize(image, (tensor_width, tensor_height),
+                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def fill_tensor(pixels: np.ndarray, tensor: np.ndarray, scale: np.float32,
+                offset: np.float32) -> None:
+    """
+    Write ``pixels * scale + offset`` into the float tensor without temporaries.
+
+    A single gray channel is broadcast to every tensor channel, which equals converting
+    gray to RGB before the warp (the warp treats channels independently).
+    """
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, np.newaxis]
+    np.multiply(pixels[:, :, :tensor.shape[-1]], scale, out=tensor, dtype=np.float32)
+    if offset:
+        tensor += offset

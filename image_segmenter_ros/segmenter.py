@@ -1,0 +1,414 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The Image Segmenter engine: MediaPipe's ``ImageSegmenter`` API and results on LiteRT.
+
+Pure Python (no ROS): preprocessing, inference and postprocessing reproduce MediaPipe Tasks
+on CPU; running modes, timestamp rules and error types follow MediaPipe too. Deliberate
+differences are listed in the README ("Where the engine differs from MediaPipe").
+"""
+
+from dataclasses import dataclass
+import enum
+import logging
+from pathlib import Path
+import threading
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from . import postprocessing, preprocessing
+from .model_catalog import resolve_model
+from .tflite_metadata import Activation, is_tflite_model, read_segmenter_metadata
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # pragma: no cover - older robots ship tflite-runtime instead
+    from tflite_runtime.interpreter import Interpreter
+
+_LOGGER = logging.getLogger(__name__)
+_SINGLE_CHANNEL_BACKGROUND = 'background'
+
+
+class RunningMode(enum.Enum):
+    """How frames are fed: single images, video frames in order, or a live stream."""
+
+    IMAGE = 'IMAGE'
+    VIDEO = 'VIDEO'
+    LIVE_STREAM = 'LIVE_STREAM'
+
+    @property
+    def _description(self) -> str:
+        return self.value.lower().replace('_', ' ') + ' mode'
+
+
+@dataclass
+class ImageSegmenterResult:
+    """Masks at the input image's size; a field is None when it was not requested."""
+
+    confidence_masks: Optional[List[np.ndarray]] = None
+    category_mask: Optional[np.ndarray] = None
+
+
+ResultCallback = Callable[[ImageSegmenterResult, np.ndarray, int], None]
+
+
+@dataclass
+class ImageSegmenterOptions:
+    """Options of the segmenter; the names and defaults follow MediaPipe's task options."""
+
+    model_path: str
+    running_mode: RunningMode = RunningMode.IMAGE
+    output_confidence_masks: bool = True
+    output_category_mask: bool = False
+    display_names_locale: str = 'en'
+    result_callback: Optional[ResultCallback] = None
+    num_threads: int = 2
+
+
+def _validate_options(options: ImageSegmenterOptions) -> None:
+    if not isinstance(options.running_mode, RunningMode):
+        raise ValueError('running_mode must be one of %s, got %r.' % (
+            ', '.join(m.name for m in RunningMode), options.running_mode))
+    if options.running_mode == RunningMode.LIVE_STREAM:
+        if options.result_callback is None:
+            raise ValueError('The vision task is in live stream mode, a user-defined result '
+                             'callback must be provided.')
+    elif options.result_callback:
+        raise ValueError('The vision task is in image or video mode, a user-defined result '
+                         'callback should not be provided.')
+    if not (options.output_confidence_masks or options.output_category_mask):
+        raise ValueError('At least one of `output_confidence_masks` and '
+                         '`output_category_mask` must be set.')
+    if not isinstance(options.num_threads, int) or not 1 <= options.num_threads <= 64:
+        raise ValueError('num_threads must be an integer from 1 to 64, got %r.'
+                         % (options.num_threads,))
+
+
+def _validate_image(image: np.ndarray, channels_allowed: Tuple[int, ...] = (3, 4)) -> None:
+    if not isinstance(image, np.ndarray):
+        raise TypeError('image must be a numpy array, got %s.' % type(image).__name__)
+    if image.dtype != np.uint8:
+        raise ValueError('image must be uint8, got %s.' % image.dtype)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in channels_allowed):
+        raise ValueError('image must be HxW gray, HxWx3 RGB or HxWx4 RGBA, got shape %s.'
+                         % (image.shape,))
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError('image is empty (shape %s).' % (image.shape,))
+
+
+class _Model:
+    """A loaded model: interpreter, tensor layout and how to fill and read its tensors."""
+
+    def __init__(self, path: Path, num_threads: int):
+        try:
+            model = path.read_bytes()
+        except OSError as error:
+            raise FileNotFoundError('Unable to open file at %s (%s).' % (path, error)) from None
+        if not is_tflite_model(model):
+            raise ValueError('The model is not a valid Flatbuffer buffer: %s is not a TFLite '
+                             'file.' % path)
+        try:
+            self.metadata = read_segmenter_metadata(model)
+        except Exception as error:
+            raise ValueError('The model %s has unreadable metadata (%s).'
+                             % (path, error)) from None
+        try:
+            self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ValueError('The model %s could not be loaded by LiteRT: %s'
+                             % (path, str(error).strip())) from None
+        self._check_layout(path)
+
+    def _check_layout(self, path: Path) -> None:
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) not in (1, 2):
+            raise ValueError('The model %s must have one input tensor and one or two output '
+                             'tensors, it has %d and %d.' % (path, len(inputs), len(outputs)))
+        self.input, self.output = inputs[0], outputs[-1]
+        shape = tuple(self.input['shape'])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] not in (3, 4):
+            raise ValueError('The model %s input must be [1, height, width, 3 or 4], it is %s.'
+                             % (path, list(shape)))
+        out_shape = tuple(self.output['shape'])
+        if len(out_shape) != 4 or out_shape[0] != 1:
+            raise ValueError('The model %s output must be [1, height, width, classes], it is %s.'
+                             % (path, list(out_shape)))
+        self.height, self.width, self.channels = (int(v) for v in shape[1:])
+        self.num_classes = int(out_shape[3])
+        if self.input['dtype'] == np.float32:
+            if self.metadata.normalization is None:
+                raise FileNotFoundError(
+                    'Input tensor has type kTfLiteFloat32: it requires specifying '
+                    'NormalizationOptions metadata to preprocess input images (model %s).'
+                    % path)
+            mean, std = self.metadata.normalization
+            if len(mean) not in (1, 3) or len(std) != len(mean):
+                raise ValueError('The model %s needs 1 or 3 normalization values, it has %d.'
+                                 % (path, len(mean)))
+            if len(set(mean)) > 1 or len(set(std)) > 1:
+                raise NotImplementedError('Per-channel normalization with different values '
+                                          'is not supported (model %s).' % path)
+            if abs(std[0]) < 1e-7:
+                raise RuntimeError('The model %s has a normalization std of 0.' % path)
+            self.scale, self.offset = preprocessing.value_range_transform(
+                self.metadata.normalization)
+        elif self.input['dtype'] == np.uint8:
+            self.scale, self.offset = np.float32(1.0), np.float32(0.0)
+        else:
+            raise ValueError('The model %s input type must be float32 or uint8, it is %s.'
+                             % (path, np.dtype(self.input['dtype']).name))
+        labels = self.metadata.labels
+        if labels and len(labels) != self.num_classes:
+            raise ValueError('The model %s has %d labels for %d output classes.'
+                             % (path, len(labels), self.num_classes))
+        if self.metadata.activation == Activation.SOFTMAX and self.num_classes < 2:
+            raise ValueError('The model %s asks for SOFTMAX on a single output channel.' % path)
+        # MediaPipe zeroes the alpha ("previous mask") channel only for its hair model.
+        self.zero_alpha = (self.channels == 4 and len(labels) == 2 and labels[1] == 'hair')
+
+    def run(self, image: np.ndarray, rotation: int) -> np.ndarray:
+        """Preprocess, invoke and return the output tensor as float32 (h, w, classes)."""
+        if self.channels == 4:
+            pixels = self._four_channel_pixels(image, rotation)
+        else:
+            pixels = preprocessing.warp_to_tensor(image, self.width, self.height, rotation)
+        tensor = self.interpreter.tensor(self.input['index'])()[0]
+        if tensor.dtype == np.uint8:
+            tensor[...] = pixels[:, :, :tensor.shape[-1]] if pixels.ndim == 3 else \
+                pixels[:, :, np.newaxis]
+        else:
+            preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
+        del tensor  # LiteRT refuses to invoke while views of its buffers are alive.
+        self.interpreter.invoke()
+        output = self.interpreter.get_tensor(self.output['index'])[0]
+        if output.dtype != np.float32:
+            scale, zero_point = self.output['quantization']
+            output = (output.astype(np.float32) - zero_point) * np.float32(scale)
+        if rotation:
+            output = np.rot90(output, k=rotation // 90)
+        return output
+
+    def _four_channel_pixels(self, image: np.ndarray, rotation: int) -> np.ndarray:
+        if image.ndim == 2:
+            image = np.dstack([image, image, image])
+        if image.shape[2] == 3:
+            alpha = np.zeros(image.shape[:2] + (1,), np.uint8)
+            image = np.concatenate([image, alpha], axis=2)
+        elif self.zero_alpha:
+            image = image.copy()
+            image[:, :, 3] = 0
+        if rotation:
+            image = np.rot90(image, k=-(rotation // 90))
+        return preprocessing.resize_to_tensor(np.ascontiguousarray(image), self.width,
+                                              self.height)
+
+
+class ImageSegmenter:
+    """
+    Segments images into category and confidence masks, like MediaPipe's ImageSegmenter.
+
+    Use as a context manager or call ``close()``; in LIVE_STREAM mode a worker thread runs
+    the model and hands results to ``result_callback``.
+    """
+
+    def __init__(self, options: ImageSegmenterOptions):
+        _validate_options(options)
+        self._options = options
+        self._model = _Model(resolve_model(str(options.model_path)), options.num_threads)
+        model_labels = self._model.metadata.labels
+        self._single_channel = self._model.num_classes == 1
+        if self._single_channel:
+            self._labels = [_SINGLE_CHANNEL_BACKGROUND,
+                            model_labels[0] if model_labels else 'foreground']
+        else:
+            self._labels = list(model_labels)
+        localized = self._model.metadata.display_names.get(options.display_names_locale)
+        if localized and self._single_channel:
+            localized = [_SINGLE_CHANNEL_BACKGROUND] + localized
+        self._display_names = list(localized) if localized else list(self._labels)
+        self._last_timestamp_ms: Optional[int] = None
+        self._lock = threading.Lock()
+        self._live: Optional[_LiveStreamWorker] = None
+        if options.running_mode == RunningMode.LIVE_STREAM:
+            self._live = _LiveStreamWorker(self._segment, options.result_callback)
+
+    @classmethod
+    def create_from_options(cls, options: ImageSegmenterOptions) -> 'ImageSegmenter':
+        """Create a segmenter; raises ValueError, FileNotFoundError or RuntimeError."""
+        return cls(options)
+
+    @classmethod
+    def create_from_model_path(cls, model_path: str) -> 'ImageSegmenter':
+        """Create an IMAGE-mode segmenter with default options."""
+        return cls(ImageSegmenterOptions(model_path=model_path))
+
+    @property
+    def labels(self) -> List[str]:
+        """Class names, index = category value (single-channel models: background first)."""
+        return list(self._labels)
+
+    @property
+    def display_names(self) -> List[str]:
+        """Class names in ``display_names_locale``, falling back to ``labels``."""
+        return list(self._display_names)
+
+    @property
+    def options(self) -> ImageSegmenterOptions:
+        """Return the options this segmenter was created with."""
+        return self._options
+
+    @property
+    def input_size(self) -> Tuple[int, int]:
+        """Return the model's input (height, width)."""
+        return self._model.height, self._model.width
+
+    def segment(self, image: np.ndarray, rotation_degrees: int = 0, *,
+                output_confidence_masks: Optional[bool] = None,
+                output_category_mask: Optional[bool] = None) -> ImageSegmenterResult:
+        """
+        Segment one image (IMAGE mode).
+
+        The keyword-only overrides narrow the outputs of this call, e.g. when nobody consumes
+        a mask; None keeps the option's value.
+        """
+        self._require_mode(RunningMode.IMAGE)
+        return self._segment(image, rotation_degrees, output_confidence_masks,
+                             output_category_mask)
+
+    def segment_for_video(self, image: np.ndarray, timestamp_ms: int,
+                          rotation_degrees: int = 0, *,
+                          output_confidence_masks: Optional[bool] = None,
+                          output_category_mask: Optional[bool] = None) -> ImageSegmenterResult:
+        """Segment a video frame; timestamps must increase strictly (VIDEO mode)."""
+        self._require_mode(RunningMode.VIDEO)
+        self._advance_timestamp(timestamp_ms)
+        return self._segment(image, rotation_degrees, output_confidence_masks,
+                             output_category_mask)
+
+    def segment_async(self, image: np.ndarray, timestamp_ms: int,
+                      rotation_degrees: int = 0) -> None:
+        """
+        Queue a live frame (LIVE_STREAM mode); the result reaches ``result_callback``.
+
+        As in MediaPipe, one frame is processed while at most one waits; a newer frame
+        replaces the waiting one, so some inputs produce no result.
+        """
+        self._require_mode(RunningMode.LIVE_STREAM)
+        _validate_image(image)
+        preprocessing.validate_rotation(rotation_degrees)
+        self._advance_timestamp(timestamp_ms)
+        self._live.submit(image, int(timestamp_ms), rotation_degrees)
+
+    @property
+    def dropped_frames(self) -> int:
+        """Live frames replaced by newer ones before they were processed."""
+        return self._live.dropped if self._live else 0
+
+    def close(self) -> None:
+        """Finish queued live frames and release the worker."""
+        if self._live is not None:
+            self._live.stop()
+
+    def __enter__(self) -> 'ImageSegmenter':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _require_mode(self, mode: RunningMode) -> None:
+        current = self._options.running_mode
+        if current != mode:
+            raise ValueError('Task is not initialized with the %s. Current running mode:%s'
+                             % (mode._description, current._description))
+
+    def _advance_timestamp(self, timestamp_ms: int) -> None:
+        with self._lock:
+            if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
+                raise ValueError('Input timestamp must be monotonically increasing.')
+            self._last_timestamp_ms = int(timestamp_ms)
+
+    def _segment(self, image: np.ndarray, rotation_degrees: int,
+                 want_confidence: Optional[bool] = None,
+                 want_category: Optional[bool] = None) -> ImageSegmenterResult:
+        _validate_image(image)
+        rotation = preprocessing.validate_rotation(rotation_degrees)
+        want_confidence = (self._options.output_confidence_masks if want_confidence is None
+                           else want_confidence)
+        want_category = (self._options.output_category_mask if want_category is None
+                         else want_category)
+        height, width = image.shape[:2]
+        with self._lock:
+            tensor = self._model.run(image, rotation)
+        activation = self._model.metadata.activation
+        result = ImageSegmenterResult()
+        if want_confidence:
+            masks = postprocessing.confidence_masks(tensor, activation, width, height)
+            if self._single_channel:
+                masks.insert(0, np.float32(1.0) - masks[0])
+            result.confidence_masks = masks
+        if want_category:
+            result.category_mask = postprocessing.category_mask(
+                tensor, activation, width, height)
+        return result
+
+
+class _LiveStreamWorker:
+    """MediaPipe's live-stream flow limit: one frame in flight, one waiting, newest wins."""
+
+    def __init__(self, segment: Callable[..., ImageSegmenterResult],
+                 callback: ResultCallback):
+        self._segment = segment
+        self._callback = callback
+        self._condition = threading.Condition()
+        self._waiting: Optional[Tuple[np.ndarray, int, int]] = None
+        self._stopping = False
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name='image_segmenter_live',
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, image: np.ndarray, timestamp_ms: int, rotation: int) -> None:
+        with self._condition:
+            if self._stopping:
+                raise ValueError('The segmenter is closed.')
+            if self._waiting is not None:
+                self.dropped += 1
+            self._waiting = (image, timestamp_ms, rotation)
+            self._condition.notify()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._waiting is None and not self._stopping:
+                    self._condition.wait()
+                if self._waiting is None:
+                    return
+                image, timestamp_ms, rotation = self._waiting
+                self._waiting = None
+            try:
+                result = self._segment(image, rotation)
+                self._callback(result, image, timestamp_ms)
+            except Exception:  # One bad frame must not end the stream.
+                _LOGGER.exception('Live-stream segmentation failed at %d ms', timestamp_ms)

@@ -1,0 +1,69 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Shared fixtures: real video frames, real models, the test models built from their specs."""
+
+import os
+from pathlib import Path
+from typing import Dict, List
+
+import cv2
+from image_segmenter_ros import model_catalog
+import numpy as np
+import pytest
+
+VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
+                                Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
+LEGACY_MODELS = ('selfie_segmentation', 'selfie_segmentation_landscape')
+
+
+def read_frames(name: str, indices: List[int]) -> List[np.ndarray]:
+    """RGB frames of a sample video (fetched by ``make videos``)."""
+    path = VIDEO_DIR / name
+    if not path.exists():
+        pytest.fail('Sample video %s is missing: run `make videos` first.' % path)
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    for index in indices:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        assert ok, 'cannot read frame %d of %s' % (index, path)
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+@pytest.fixture(scope='session')
+def megamind_frames() -> List[np.ndarray]:
+    """Close-up people (720x528): what the selfie models are for."""
+    return read_frames('Megamind.avi', [40, 120, 200])
+
+
+@pytest.fixture(scope='session')
+def street_frames() -> List[np.ndarray]:
+    """Pedestrians seen by a fixed camera (768x576)."""
+    return read_frames('vtest.avi', [100, 400])
+
+
+@pytest.fixture(scope='session')
+def legacy_models() -> Dict[str, Path]:
+    """Resolve the legacy selfie models, fetched by ``make models``."""
+    return {name: model_catalog.resolve_model(name) for name in LEGACY_MODELS}
+
+
+@pytest.fixture(scope='session')
+def test_models(tmp_path_factory) -> Dict[str, Path]:
+    """Small real .tflite models with metadata, built for this test session."""
+    from tflite_test_models import write_test_models
+    return write_test_models(tmp_path_factory.mktemp('test_models'))
