@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements.txt requirements-test.txt setup.py
 	touch $@
 
 models: $(VENV)/.installed
-	$(PY) -m image_segmenter_ros.model_catalog fetch --available
+	$(VENV)/bin/fetch_models fetch --available
 
 videos: $(VIDEOS)/Megamind.avi
 

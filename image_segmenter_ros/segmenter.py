@@ -123,8 +123,8 @@ class _Model:
         try:
             self.metadata = read_segmenter_metadata(model)
         except Exception as error:
-            raise ValueError('The model %s has unreadable metadata (%s).'
-                             % (path, error)) from None
+            raise ValueError('The model %s is truncated or corrupt: its metadata cannot be '
+                             'read (%s).' % (path, error)) from None
         try:
             self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
             self.interpreter.allocate_tensors()

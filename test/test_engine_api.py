@@ -1,0 +1,271 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Running modes, timestamps, callbacks, labels, rotation and errors of the engine.
+
+Where MediaPipe defines a behaviour, the test asks MediaPipe itself and expects the same
+exception type and message.
+"""
+
+import threading
+import time
+
+import cv2
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
+from image_segmenter_ros.model_catalog import ModelNotFoundError
+import mediapipe as mp
+from mediapipe.tasks.python.core.base_options import BaseOptions
+from mediapipe.tasks.python.vision import image_segmenter as mp_segmenter
+from mediapipe.tasks.python.vision.core.image_processing_options import ImageProcessingOptions
+from mediapipe.tasks.python.vision.core.vision_task_running_mode import (
+    VisionTaskRunningMode as MpRunningMode)
+import numpy as np
+import pytest
+
+IMAGE = np.full((48, 64, 3), 128, np.uint8)
+
+
+def ours(model, **options):
+    return ImageSegmenter.create_from_options(ImageSegmenterOptions(model_path=str(model),
+                                                                    **options))
+
+
+def theirs(model, running_mode='IMAGE', **options):
+    return mp_segmenter.ImageSegmenter.create_from_options(mp_segmenter.ImageSegmenterOptions(
+        base_options=BaseOptions(model_asset_path=str(model)),
+        running_mode=MpRunningMode[running_mode], **options))
+
+
+def raised(action):
+    try:
+        action()
+    except Exception as error:  # noqa: B902 - the point is to capture whatever is raised
+        return type(error), str(error)
+    return None
+
+
+def mp_image(image):
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+CALLS = {
+    'segment': (lambda s, image: s.segment(image), lambda s, image: s.segment(mp_image(image))),
+    'segment_for_video': (lambda s, image: s.segment_for_video(image, 1),
+                          lambda s, image: s.segment_for_video(mp_image(image), 1)),
+    'segment_async': (lambda s, image: s.segment_async(image, 1),
+                      lambda s, image: s.segment_async(mp_image(image), 1)),
+}
+
+
+@pytest.mark.parametrize('mode', ['IMAGE', 'VIDEO', 'LIVE_STREAM'])
+@pytest.mark.parametrize('call', sorted(CALLS))
+def test_calls_in_the_wrong_mode_fail_like_mediapipe(mode, call, legacy_models):
+    model = legacy_models['selfie_segmentation']
+    callback = (lambda *args: None) if mode == 'LIVE_STREAM' else None
+    ours_call, theirs_call = CALLS[call]
+    with ours(model, running_mode=RunningMode[mode], result_callback=callback) as mine, \
+            theirs(model, mode, result_callback=callback) as reference:
+        expected = raised(lambda: theirs_call(reference, IMAGE))
+        actual = raised(lambda: ours_call(mine, IMAGE))
+    assert actual == expected
+
+
+@pytest.mark.parametrize('options', [
+    {'running_mode': 'LIVE_STREAM'},
+    {'running_mode': 'IMAGE', 'result_callback': print},
+    {'running_mode': 'VIDEO', 'result_callback': print},
+    {'output_confidence_masks': False, 'output_category_mask': False},
+], ids=['live-without-callback', 'image-with-callback', 'video-with-callback', 'no-outputs'])
+def test_invalid_options_fail_like_mediapipe(options, legacy_models):
+    model = legacy_models['selfie_segmentation']
+    mode = options.pop('running_mode', 'IMAGE')
+    expected = raised(lambda: theirs(model, mode, **options).close())
+    actual = raised(lambda: ours(model, running_mode=RunningMode[mode], **options).close())
+    assert expected is not None and actual == expected
+
+
+@pytest.mark.parametrize('mode', ['VIDEO', 'LIVE_STREAM'])
+def test_timestamps_must_increase_strictly_like_mediapipe(mode, legacy_models):
+    model = legacy_models['selfie_segmentation']
+    callback = (lambda *args: None) if mode == 'LIVE_STREAM' else None
+    method = 'segment_for_video' if mode == 'VIDEO' else 'segment_async'
+    with ours(model, running_mode=RunningMode[mode], result_callback=callback) as mine, \
+            theirs(model, mode, result_callback=callback) as reference:
+        for timestamp in (5, 5, 3, 6):
+            expected = raised(lambda: getattr(reference, method)(mp_image(IMAGE), timestamp))
+            actual = raised(lambda: getattr(mine, method)(IMAGE, timestamp))
+            assert actual == expected, timestamp
+
+
+def test_rotation_must_be_a_multiple_of_90_like_mediapipe(legacy_models):
+    model = legacy_models['selfie_segmentation']
+    with ours(model) as mine, theirs(model) as reference:
+        expected = raised(lambda: reference.segment(
+            mp_image(IMAGE), ImageProcessingOptions(rotation_degrees=45)))
+        assert raised(lambda: mine.segment(IMAGE, rotation_degrees=45)) == expected
+
+
+def test_missing_and_non_tflite_model_files_fail_like_mediapipe(tmp_path):
+    junk = tmp_path / 'junk.tflite'
+    junk.write_bytes(b'hello world' * 10)
+    for path in (tmp_path / 'missing.tflite', junk):
+        expected_type, _ = raised(lambda: theirs(path).close())
+        actual_type, message = raised(lambda: ours(path).close())
+        assert issubclass(actual_type, expected_type)
+        assert str(path) in message
+
+
+def test_model_without_normalization_fails_like_mediapipe(test_models):
+    model = test_models['no_normalization']
+    expected_type, expected_message = raised(lambda: theirs(model).close())
+    actual_type, actual_message = raised(lambda: ours(model).close())
+    assert actual_type is expected_type is FileNotFoundError
+    assert 'NormalizationOptions' in actual_message and 'NormalizationOptions' in expected_message
+
+
+@pytest.mark.parametrize('keep', [16, 1000, 120000, 240000])
+def test_truncated_model_raises_a_clear_error(keep, legacy_models, tmp_path):
+    truncated = tmp_path / 'truncated.tflite'
+    truncated.write_bytes(legacy_models['selfie_segmentation'].read_bytes()[:keep])
+    with pytest.raises(ValueError, match='truncated or corrupt|not a valid'):
+        ours(truncated)
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ModelNotFoundError, match='selfie_segmentation'):
+        ours('no_such_model')
+
+
+@pytest.mark.parametrize('image, error', [
+    (np.zeros((10, 10, 3), np.float32), 'uint8'),
+    (np.zeros((10, 10, 2), np.uint8), 'shape'),
+    (np.zeros((0, 10, 3), np.uint8), 'empty'),
+    (np.zeros((10,), np.uint8), 'shape'),
+])
+def test_bad_images_raise_clear_errors(image, error, legacy_models):
+    with ours(legacy_models['selfie_segmentation']) as segmenter:
+        with pytest.raises(ValueError, match=error):
+            segmenter.segment(image)
+        with pytest.raises(TypeError, match='numpy array'):
+            segmenter.segment([[1, 2, 3]])
+        assert segmenter.segment(IMAGE).confidence_masks[0].shape == IMAGE.shape[:2]
+
+
+def test_bad_options_name_the_option(legacy_models):
+    model = legacy_models['selfie_segmentation']
+    with pytest.raises(ValueError, match='running_mode'):
+        ours(model, running_mode='IMAGE')
+    with pytest.raises(ValueError, match='num_threads'):
+        ours(model, num_threads=0)
+
+
+def test_video_mode_gives_the_image_mode_result(legacy_models, megamind_frames):
+    model = legacy_models['selfie_segmentation']
+    with ours(model, output_category_mask=True) as image_mode, \
+            ours(model, running_mode=RunningMode.VIDEO, output_category_mask=True) as video:
+        for timestamp, frame in enumerate(megamind_frames):
+            expected = image_mode.segment(frame)
+            actual = video.segment_for_video(frame, timestamp * 33)
+            np.testing.assert_array_equal(actual.category_mask, expected.category_mask)
+            np.testing.assert_array_equal(actual.confidence_masks[1],
+                                          expected.confidence_masks[1])
+
+
+def test_live_stream_keeps_the_newest_frame_and_reports_drops(legacy_models, megamind_frames):
+    results = []
+    lock = threading.Lock()
+
+    def on_result(result, image, timestamp_ms):
+        with lock:
+            results.append((timestamp_ms, image, result))
+
+    submitted = {}
+    with ours(legacy_models['selfie_segmentation'], running_mode=RunningMode.LIVE_STREAM,
+              result_callback=on_result) as live:
+        for timestamp in range(1, 61):
+            frame = megamind_frames[timestamp % len(megamind_frames)]
+            submitted[timestamp] = frame
+            live.segment_async(frame, timestamp)
+        assert wait_for(lambda: results and results[-1][0] == 60)
+        dropped = live.dropped_frames
+    timestamps = [t for t, _, _ in results]
+    assert timestamps == sorted(timestamps) and len(set(timestamps)) == len(timestamps)
+    assert dropped > 0 and dropped + len(results) == 60
+    with ours(legacy_models['selfie_segmentation']) as reference:
+        for timestamp, image, result in results[-3:]:
+            assert image is submitted[timestamp]
+            np.testing.assert_array_equal(result.confidence_masks[1],
+                                          reference.segment(image).confidence_masks[1])
+
+
+def test_labels_and_display_names_follow_the_locale(test_models, legacy_models):
+    model = test_models['multiclass_softmax']
+    with ours(model) as english, ours(model, display_names_locale='fr') as french, \
+            ours(model, display_names_locale='de') as german, theirs(model) as reference:
+        assert english.labels == reference.labels == [
+            'background', 'hair', 'body-skin', 'face-skin', 'clothes', 'others']
+        assert english.display_names == english.labels
+        assert french.labels == english.labels
+        assert french.display_names[1] == 'cheveux' and len(french.display_names) == 6
+        assert german.display_names == english.labels
+    with ours(legacy_models['selfie_segmentation']) as selfie:
+        assert selfie.labels == ['background', 'selfie']
+    with ours(test_models['no_labels']) as unlabelled, theirs(test_models['no_labels']) as ref:
+        assert unlabelled.labels == ref.labels == []
+
+
+@pytest.mark.parametrize('rotation', [90, 180, 270])
+def test_rotation_returns_masks_in_the_input_orientation(rotation, legacy_models,
+                                                         megamind_frames):
+    """A camera mounted sideways: rotating its frame back gives the upright result."""
+    frame = megamind_frames[1]
+    turns = rotation // 90
+    sideways = np.ascontiguousarray(np.rot90(frame, turns))
+    with ours(legacy_models['selfie_segmentation'], output_category_mask=True) as segmenter:
+        upright = segmenter.segment(frame)
+        result = segmenter.segment(sideways, rotation_degrees=rotation)
+    assert result.category_mask.shape == sideways.shape[:2]
+    expected = np.rot90(upright.category_mask, turns)
+    # Not bit-exact: MediaPipe's sampling grid (corners to tensor edges) is not symmetric
+    # under rotation, so the model sees the frame shifted by a fraction of a pixel.
+    assert (result.category_mask == expected).mean() > 0.95
+    assert 0.1 < result.category_mask.mean() < 0.9
+
+
+@pytest.mark.parametrize('rotation', [90, 180, 270])
+def test_rotation_runs_the_model_on_what_mediapipe_feeds_it(rotation, legacy_models,
+                                                            megamind_frames):
+    """Our rotated masks are MediaPipe's rotated-frame masks turned back (square images)."""
+    square = np.ascontiguousarray(cv2.resize(megamind_frames[1], (400, 400)))
+    model = legacy_models['selfie_segmentation']
+    with ours(model, output_category_mask=True) as mine, \
+            theirs(model, output_category_mask=True) as reference:
+        actual = mine.segment(square, rotation_degrees=rotation)
+        expected = reference.segment(mp_image(square),
+                                     ImageProcessingOptions(rotation_degrees=rotation))
+    turns = rotation // 90
+    expected_confidence = np.rot90(expected.confidence_masks[0].numpy_view().reshape(400, 400),
+                                   turns)
+    expected_category = np.rot90(expected.category_mask.numpy_view().reshape(400, 400), turns)
+    assert np.abs(actual.confidence_masks[1] - expected_confidence).mean() < 1e-3
+    agreement = (actual.category_mask == np.where(expected_category == 0, 1, 0)).mean()
+    assert agreement > 0.999
