@@ -22,7 +22,7 @@ The two grids differ on purpose: that is what MediaPipe computes.
 """
 
 from functools import lru_cache
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -77,42 +77,86 @@ def _align_corners_axis(size_in: int,
     return low.astype(np.intp), high.astype(np.intp), weight
 
 
-def interpolate_align_corners(tensor: np.ndarray, width: int, height: int) -> np.ndarray:
+class Workspace:
     """
-    Bilinear, align-corners interpolation of an (h, w[, c]) tensor to (height, width[, c]).
+    Scratch buffers reused from frame to frame.
 
-    Separable but with the same float32 operations per pixel as MediaPipe's
-    ``BilinearInterpolate`` (first along y, then along x), so results are bit-identical.
+    Fresh full-size arrays are not just copies: every new one page-faults its memory in, which
+    costs more than the arithmetic done on it.
+    """
+
+    def __init__(self):
+        self._buffers: Dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: Tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        """Return the buffer called ``name``, reallocated only when its shape changes."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype)
+        return buffer
+
+
+def _broadcast_weights(weights: np.ndarray, ndim: int) -> np.ndarray:
+    return weights.reshape(weights.shape + (1,) * (ndim - 1))
+
+
+def interpolate_align_corners_transposed(tensor: np.ndarray, width: int, height: int,
+                                         workspace: Workspace) -> np.ndarray:
+    """
+    Interpolate an (h, w[, c]) tensor bilinearly with aligned corners, as (width, height[, c]).
+
+    The same float32 operations per pixel as MediaPipe's ``BilinearInterpolate`` (first along
+    y, then along x), so results are bit-identical. Working transposed turns both passes into
+    whole-row gathers, several times faster than gathering columns. The result is a workspace
+    buffer, valid until the next call.
     """
     y0, y1, ty = _align_corners_axis(tensor.shape[0], height)
     x0, x1, tx = _align_corners_axis(tensor.shape[1], width)
-    if tensor.ndim == 3:
-        ty, tx = ty[:, np.newaxis], tx[:, np.newaxis]
-    top = tensor[y0]
-    rows = tensor[y1] - top
-    rows *= ty[:, np.newaxis]
+    channels = tensor.shape[2:]
+    rows = workspace.get('rows', (height,) + tensor.shape[1:])
+    top = workspace.get('top', rows.shape)
+    np.take(tensor, y1, axis=0, out=rows)
+    np.take(tensor, y0, axis=0, out=top)
+    rows -= top
+    rows *= _broadcast_weights(ty, rows.ndim)
     rows += top
-    left = rows[:, x0]
-    result = rows[:, x1]
+    columns = workspace.get('columns', (tensor.shape[1], height) + channels)
+    if channels:
+        columns[...] = np.swapaxes(rows, 0, 1)
+    else:
+        cv2.transpose(rows, dst=columns)
+    left = workspace.get('left', (width, height) + channels)
+    result = workspace.get('result', left.shape)
+    np.take(columns, x0, axis=0, out=left)
+    np.take(columns, x1, axis=0, out=result)
     result -= left
-    result *= tx
+    result *= _broadcast_weights(tx, result.ndim)
     result += left
     return result
 
 
-def category_mask(tensor: np.ndarray, activation: Activation, width: int,
-                  height: int) -> np.ndarray:
+def category_mask(tensor: np.ndarray, activation: Activation, width: int, height: int,
+                  workspace: Optional[Workspace] = None) -> np.ndarray:
     """
     Class index per output pixel (uint8).
 
     A single channel is a foreground probability: 1 where it exceeds 0.5, else 0 (MediaPipe
     writes 0 for foreground and 255 for background; this engine exposes two classes instead).
     """
+    workspace = workspace or Workspace()
     if tensor.shape[-1] == 1:
         tensor = tensor[:, :, 0]  # 2-D arrays index several times faster than (h, w, 1).
-    scores = interpolate_align_corners(tensor, width, height)
+    scores = interpolate_align_corners_transposed(tensor, width, height, workspace)
     if activation == Activation.SIGMOID:
-        scores = sigmoid(scores)
+        np.negative(scores, out=scores)
+        np.exp(scores, out=scores)
+        scores += np.float32(1.0)
+        np.reciprocal(scores, out=scores)
     if scores.ndim == 2:
-        return (scores > np.float32(0.5)).view(np.uint8)
-    return np.argmax(scores, axis=-1).astype(np.uint8)
+        classes = np.greater(scores, np.float32(0.5),
+                             out=workspace.get('above', scores.shape, np.bool_)).view(np.uint8)
+    else:
+        indices = np.argmax(scores, axis=-1,
+                            out=workspace.get('argmax', scores.shape[:2], np.intp))
+        classes = indices.astype(np.uint8)
+    return cv2.transpose(classes)

@@ -77,13 +77,49 @@ def value_range_transform(normalization: Optional[Tuple[Tuple[float, ...], Tuple
     return np.float32(scale), np.float32(offset)
 
 
+_REMAP_BLOCK = 32  # OpenCV's BLOCK_SZ in warpPerspective
+_INTER_BITS = 5  # OpenCV's INTER_BITS: 1/32-pixel interpolation weights
+
+
+@lru_cache(maxsize=16)
+def warp_maps(image_width: int, image_height: int, tensor_width: int, tensor_height: int,
+              rotation_degrees: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """
+    Fixed-point sampling maps that make ``cv2.remap`` equal ``cv2.warpPerspective``.
+
+    ``warpPerspective`` recomputes these maps for every frame (a division per pixel); they
+    depend only on the sizes, so they are computed once here, with OpenCV's own arithmetic:
+    the inverted matrix, per-block origins, and rounding to 1/32 pixel.
+    """
+    matrix = warp_matrix(image_width, image_height, tensor_width, tensor_height,
+                         rotation_degrees)
+    m = cv2.invert(matrix)[1].ravel()
+    block_height = min(_REMAP_BLOCK // 2, tensor_height)
+    block_width = min(_REMAP_BLOCK * _REMAP_BLOCK // block_height, tensor_width)
+    rows = np.arange(tensor_height, dtype=np.float64)[:, np.newaxis]
+    fixed = np.empty((2, tensor_height, tensor_width), np.float64)
+    for x in range(0, tensor_width, block_width):
+        offsets = np.arange(min(block_width, tensor_width - x), dtype=np.float64)
+        x0 = m[0] * x + m[1] * rows + m[2]
+        y0 = m[3] * x + m[4] * rows + m[5]
+        w = m[6] * x + m[7] * rows + m[8] + m[6] * offsets
+        scale = np.divide(float(1 << _INTER_BITS), w, out=np.zeros_like(w), where=w != 0)
+        fixed[0, :, x:x + len(offsets)] = (x0 + m[0] * offsets) * scale
+        fixed[1, :, x:x + len(offsets)] = (y0 + m[3] * offsets) * scale
+    fixed = np.clip(np.rint(fixed), -2.0 ** 31, 2.0 ** 31 - 1).astype(np.int64)
+    coordinates = np.clip(fixed >> _INTER_BITS, -32768, 32767).astype(np.int16)
+    fractions = fixed & ((1 << _INTER_BITS) - 1)
+    weights_index = (fractions[1] << _INTER_BITS) + fractions[0]
+    return np.ascontiguousarray(np.moveaxis(coordinates, 0, -1)), weights_index.astype(np.uint16)
+
+
 def warp_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int,
                    rotation_degrees: int = 0) -> np.ndarray:
     """Warp a uint8 image (gray, RGB or RGBA) to the tensor grid, replicating the border."""
-    matrix = warp_matrix(image.shape[1], image.shape[0], tensor_width, tensor_height,
-                         rotation_degrees)
-    return cv2.warpPerspective(image, matrix, (tensor_width, tensor_height),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    coordinates, weights_index = warp_maps(image.shape[1], image.shape[0], tensor_width,
+                                           tensor_height, rotation_degrees)
+    return cv2.remap(image, coordinates, weights_index, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def resize_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int) -> np.ndarray:

@@ -242,6 +242,7 @@ class ImageSegmenter:
             localized = [_SINGLE_CHANNEL_BACKGROUND] + localized
         self._display_names = list(localized) if localized else list(self._labels)
         self._last_timestamp_ms: Optional[int] = None
+        self._workspace = postprocessing.Workspace()
         self._lock = threading.Lock()
         self._live: Optional[_LiveStreamWorker] = None
         if options.running_mode == RunningMode.LIVE_STREAM:
@@ -352,18 +353,18 @@ class ImageSegmenter:
         want_category = (self._options.output_category_mask if want_category is None
                          else want_category)
         height, width = image.shape[:2]
-        with self._lock:
-            tensor = self._model.run(image, rotation)
         activation = self._model.metadata.activation
         result = ImageSegmenterResult()
+        with self._lock:
+            tensor = self._model.run(image, rotation)
+            if want_category:
+                result.category_mask = postprocessing.category_mask(
+                    tensor, activation, width, height, self._workspace)
         if want_confidence:
             masks = postprocessing.confidence_masks(tensor, activation, width, height)
             if self._single_channel:
                 masks.insert(0, np.float32(1.0) - masks[0])
             result.confidence_masks = masks
-        if want_category:
-            result.category_mask = postprocessing.category_mask(
-                tensor, activation, width, height)
         return result
 
 

@@ -1,0 +1,55 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The cached remap path equals the per-frame ``warpPerspective`` MediaPipe runs."""
+
+import itertools
+
+import cv2
+from image_segmenter_ros import preprocessing
+import numpy as np
+import pytest
+
+IMAGE_SIZES = [(640, 480), (720, 528), (301, 199), (199, 301), (100, 60), (1280, 720), (33, 17)]
+TENSOR_SIZES = [(256, 256), (256, 144), (64, 64), (80, 48)]
+
+
+@pytest.mark.parametrize('rotation', preprocessing.SUPPORTED_ROTATIONS)
+def test_remap_equals_warp_perspective(rotation):
+    rng = np.random.default_rng(rotation)
+    sizes = itertools.product(IMAGE_SIZES, TENSOR_SIZES)
+    for (width, height), (tensor_width, tensor_height) in sizes:
+        for channels in (1, 3, 4):
+            image = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+            matrix = preprocessing.warp_matrix(width, height, tensor_width, tensor_height,
+                                               rotation)
+            expected = cv2.warpPerspective(image, matrix, (tensor_width, tensor_height),
+                                           flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE)
+            actual = preprocessing.warp_to_tensor(image, tensor_width, tensor_height, rotation)
+            np.testing.assert_array_equal(actual.reshape(expected.shape), expected)
+
+
+def test_value_range_follows_the_metadata():
+    scale, offset = preprocessing.value_range_transform(((0.0,), (255.0,)))
+    assert scale == np.float32(1.0) / np.float32(255.0) and offset == 0
+    scale, offset = preprocessing.value_range_transform(((127.5,), (127.5,)))
+    assert offset == np.float32(-1.0)
+    assert np.float32(255) * scale + offset == np.float32(1.0)
+
+
+def test_rotation_must_be_a_multiple_of_90():
+    assert preprocessing.validate_rotation(-90) == 270
+    with pytest.raises(ValueError, match='multiple of 90'):
+        preprocessing.validate_rotation(45)
