@@ -269,3 +269,12 @@ def test_rotation_runs_the_model_on_what_mediapipe_feeds_it(rotation, legacy_mod
     assert np.abs(actual.confidence_masks[1] - expected_confidence).mean() < 1e-3
     agreement = (actual.category_mask == np.where(expected_category == 0, 1, 0)).mean()
     assert agreement > 0.999
+
+
+def test_non_contiguous_views_give_the_same_masks(legacy_models, megamind_frames):
+    bgr = megamind_frames[0][:, :, ::-1]  # a BGR view of an RGB frame, as cv2 code makes
+    with ours(legacy_models['selfie_segmentation'], output_category_mask=True) as segmenter:
+        from_view = segmenter.segment(bgr[:, :, ::-1][::2, ::2])
+        from_copy = segmenter.segment(np.ascontiguousarray(megamind_frames[0][::2, ::2]))
+    np.testing.assert_array_equal(from_view.category_mask, from_copy.category_mask)
+    np.testing.assert_array_equal(from_view.confidence_masks[1], from_copy.confidence_masks[1])
