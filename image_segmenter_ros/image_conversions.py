@@ -1,0 +1,173 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+sensor_msgs image payloads to and from numpy, without cv_bridge and without rclpy.
+
+Messages are duck-typed (anything with the fields of sensor_msgs/Image or CompressedImage),
+so the conversions are tested without a ROS graph. Raw images are read through one strided
+view of the message buffer (row padding is skipped, never copied) and converted once.
+"""
+
+import array
+import sys
+from typing import Any, Dict, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from .visualization import overlay
+
+# 8-bit encodings: bytes per pixel and the cv2 conversion to the engine's layout (None: as is).
+_EIGHT_BIT = {
+    'rgb8': (3, None),
+    'bgr8': (3, cv2.COLOR_BGR2RGB),
+    'rgba8': (4, None),
+    'bgra8': (4, cv2.COLOR_BGRA2RGBA),
+    'mono8': (1, None),
+    'yuv422': (2, cv2.COLOR_YUV2RGB_UYVY),
+    'yuv422_yuy2': (2, cv2.COLOR_YUV2RGB_YUY2),
+    # OpenCV names a Bayer pattern by its second row's first two pixels (cv_bridge's mapping).
+    'bayer_rggb8': (1, cv2.COLOR_BayerBG2RGB),
+    'bayer_bggr8': (1, cv2.COLOR_BayerRG2RGB),
+    'bayer_gbrg8': (1, cv2.COLOR_BayerGR2RGB),
+    'bayer_grbg8': (1, cv2.COLOR_BayerGB2RGB),
+}
+SUPPORTED_ENCODINGS = tuple(_EIGHT_BIT) + ('mono16',)
+COMPRESSED_FORMATS = ('jpeg', 'png')
+
+# cv_bridge's 16 to 8 bit scaling (255 / 65535, rounded) as a table: one lookup per pixel.
+_MONO16_TO_8 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+# Overlays keep a colour input's channel order; other inputs are drawn as rgb8.
+_OVERLAY_FROM_RGB = {
+    'bgr8': ('bgr8', cv2.COLOR_RGB2BGR),
+    'rgba8': ('rgba8', None),
+    'bgra8': ('bgra8', cv2.COLOR_RGBA2BGRA),
+}
+
+
+class InvalidImageError(ValueError):
+    """An image message that cannot be decoded: bad sizes, short data or unknown encoding."""
+
+
+def _buffer(data: Any, what: str) -> np.ndarray:
+    try:
+        return np.frombuffer(memoryview(data).cast('B'), np.uint8)
+    except (TypeError, ValueError):
+        raise InvalidImageError('%s data must be bytes-like, got %s.'
+                                % (what, type(data).__name__)) from None
+
+
+def _checked_size(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidImageError('Image %s must be a non-negative integer, got %r.'
+                                % (name, value))
+    return int(value)
+
+
+def image_to_array(msg: Any) -> np.ndarray:
+    """
+    Decode a sensor_msgs/Image into what the engine takes: RGB, RGBA or gray uint8.
+
+    rgb8/mono8 come back as a view of the message buffer; other encodings are converted once.
+    mono16 is scaled to 8 bits like cv_bridge. Raises InvalidImageError on any bad message.
+    """
+    height = _checked_size(msg.height, 'height')
+    width = _checked_size(msg.width, 'width')
+    step = _checked_size(msg.step, 'step')
+    encoding = msg.encoding
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise InvalidImageError('Unsupported image encoding %r; supported: %s.'
+                                % (encoding, ', '.join(SUPPORTED_ENCODINGS)))
+    if height == 0 or width == 0:
+        raise InvalidImageError('Image is empty (%dx%d).' % (width, height))
+    pixel_bytes = 2 if encoding == 'mono16' else _EIGHT_BIT[encoding][0]
+    if step < width * pixel_bytes:
+        raise InvalidImageError('Image step %d is shorter than a %s row of width %d (%d bytes).'
+                                % (step, encoding, width, width * pixel_bytes))
+    if pixel_bytes == 2 and encoding.startswith('yuv422') and width % 2:
+        raise InvalidImageError('A %s image needs an even width, got %d.' % (encoding, width))
+    data = _buffer(msg.data, 'Image')
+    if data.size < height * step:
+        raise InvalidImageError('Image data has %d bytes, %d rows of step %d need %d.'
+                                % (data.size, height, step, height * step))
+    if encoding == 'mono16':
+        dtype = np.dtype('>u2' if msg.is_bigendian else '<u2')
+        view = np.ndarray((height, width), dtype, buffer=data, strides=(step, 2))
+        return _MONO16_TO_8[view]
+    channels, conversion = _EIGHT_BIT[encoding]
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    strides = (step, 1) if channels == 1 else (step, channels, 1)
+    view = np.ndarray(shape, np.uint8, buffer=data, strides=strides)
+    if conversion is None:
+        return view
+    try:
+        return cv2.cvtColor(view, conversion)
+    except cv2.error as error:
+        raise InvalidImageError('Cannot convert a %dx%d %s image: %s'
+                                % (width, height, encoding, error.err)) from None
+
+
+def compressed_to_array(msg: Any) -> np.ndarray:
+    """Decode a jpeg or png sensor_msgs/CompressedImage to RGB (or gray) uint8."""
+    data = _buffer(msg.data, 'Compressed image')
+    if data.size == 0:
+        raise InvalidImageError('Compressed image (format %r) has no data.' % msg.format)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise InvalidImageError('Cannot decode compressed image of format %r: not a valid %s '
+                                'stream.' % (msg.format, ' or '.join(COMPRESSED_FORMATS)))
+    if decoded.dtype == np.uint16:
+        decoded = _MONO16_TO_8[decoded]
+    if decoded.ndim == 2:
+        return decoded
+    return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4
+                        else cv2.COLOR_BGR2RGB)
+
+
+def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
+    """
+    Return the sensor_msgs/Image fields (minus header) for a mono8, rgb8/bgr8/... or 32FC1 array.
+
+    The data is an array('B'), which the message setter takes without a per-byte check.
+    """
+    image = np.ascontiguousarray(image)
+    data = array.array('B')
+    data.frombytes(image.reshape(-1).view(np.uint8))
+    height, width = image.shape[:2]
+    return {'height': height, 'width': width, 'encoding': encoding,
+            'is_bigendian': image.dtype.byteorder == '>' or (
+                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
+            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1),
+            'data': data}
+
+
+def render_overlay(image: np.ndarray, category_mask: np.ndarray, alpha: float,
+                   input_encoding: Optional[str]) -> Tuple[np.ndarray, str]:
+    """
+    Blend the class colours into the decoded input; return the picture and its encoding.
+
+    Colour inputs keep their channel order (and alpha) so rviz shows them as the camera does;
+    gray, Bayer, YUV and compressed inputs become rgb8.
+    """
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    blended = overlay(np.ascontiguousarray(image[:, :, :3]), category_mask, alpha)
+    encoding, conversion = _OVERLAY_FROM_RGB.get(input_encoding, ('rgb8', None))
+    if encoding.endswith('a8'):
+        blended = np.dstack([blended, image[:, :, 3]])
+    if conversion is not None:
+        blended = cv2.cvtColor(blended, conversion)
+    return blended, encoding

@@ -1,0 +1,223 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Image message payloads <-> numpy on real video frames, against OpenCV references."""
+
+from types import SimpleNamespace
+
+import cv2
+from hypothesis import given, settings, strategies as st
+from image_segmenter_ros import image_conversions as ic
+from image_segmenter_ros.visualization import PALETTE
+import numpy as np
+import pytest
+
+PADDING = 13  # bytes of garbage after every row, to catch stride mistakes
+
+
+def raw_message(pixels: np.ndarray, encoding: str, padding: int = 0,
+                is_bigendian: bool = False) -> SimpleNamespace:
+    """Pack an array row by row, like a camera driver, with optional row padding."""
+    rows = pixels.reshape(pixels.shape[0], -1).view(np.uint8)
+    padded = np.full((rows.shape[0], rows.shape[1] + padding), 0xAB, np.uint8)
+    padded[:, :rows.shape[1]] = rows
+    return SimpleNamespace(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
+                           is_bigendian=is_bigendian, step=padded.shape[1],
+                           data=padded.tobytes())
+
+
+def bayer_mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """Sample an RGB image through a Bayer filter named like ROS (first row, second row)."""
+    mosaic = np.empty(rgb.shape[:2], np.uint8)
+    for colour, (dy, dx) in zip(pattern, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, 'rgb'.index(colour)]
+    return mosaic
+
+
+@pytest.fixture(scope='module')
+def frame(megamind_frames) -> np.ndarray:
+    """A real RGB frame with an odd-free size (720x528)."""
+    return megamind_frames[0]
+
+
+@pytest.mark.parametrize('padding', [0, PADDING])
+def test_colour_encodings_match_opencv(frame, padding):
+    alpha = np.arange(frame.shape[0] * frame.shape[1], dtype=np.uint8).reshape(frame.shape[:2])
+    rgba = np.dstack([frame, alpha])
+    cases = {
+        'rgb8': (frame, frame),
+        'bgr8': (cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), frame),
+        'rgba8': (rgba, rgba),
+        'bgra8': (cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), rgba),
+    }
+    for encoding, (pixels, expected) in cases.items():
+        decoded = ic.image_to_array(raw_message(pixels, encoding, padding))
+        np.testing.assert_array_equal(decoded, expected, err_msg=encoding)
+
+
+@pytest.mark.parametrize('padding', [0, PADDING])
+def test_rgb8_and_mono8_are_views_of_the_message_buffer(frame, padding):
+    for pixels, encoding in [(frame, 'rgb8'), (frame[:, :, 1].copy(), 'mono8')]:
+        msg = raw_message(pixels, encoding, padding)
+        msg.data = bytearray(msg.data)
+        decoded = ic.image_to_array(msg)
+        np.testing.assert_array_equal(decoded, pixels)
+        assert np.shares_memory(decoded, np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize('is_bigendian', [False, True])
+@pytest.mark.parametrize('padding', [0, PADDING + 1])
+def test_mono16_is_scaled_like_cv_bridge(frame, is_bigendian, padding):
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    gray += np.random.default_rng(0).integers(0, 257, gray.shape).astype(np.uint16) % 257
+    stored = gray.astype('>u2' if is_bigendian else '<u2')
+    decoded = ic.image_to_array(raw_message(stored, 'mono16', padding, is_bigendian))
+    expected = np.round(gray.astype(np.float64) * 255.0 / 65535.0).astype(np.uint8)
+    np.testing.assert_array_equal(decoded, expected)
+    assert decoded.dtype == np.uint8 and decoded.shape == gray.shape
+
+
+@pytest.mark.parametrize('encoding, layout', [('yuv422', 'UYVY'), ('yuv422_yuy2', 'YUY2')])
+@pytest.mark.parametrize('padding', [0, PADDING + 1])
+def test_yuv422_byte_orders(frame, encoding, layout, padding):
+    uyvy = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_UYVY)
+    # U Y0 V Y1 -> Y0 U Y1 V
+    yuyv = uyvy.reshape(frame.shape[0], -1, 4)[:, :, [1, 0, 3, 2]].reshape(uyvy.shape)
+    packed = uyvy if layout == 'UYVY' else yuyv
+    decoded = ic.image_to_array(raw_message(packed, encoding, padding))
+    reference = cv2.cvtColor(packed, getattr(cv2, 'COLOR_YUV2RGB_' + layout))
+    np.testing.assert_array_equal(decoded, reference)
+    # Chroma is subsampled: close to the original frame, not equal.
+    assert np.abs(decoded.astype(int) - frame).mean() < 6
+
+
+@pytest.mark.parametrize('pattern', ['rggb', 'bggr', 'gbrg', 'grbg'])
+@pytest.mark.parametrize('padding', [0, PADDING])
+def test_bayer_patterns_demosaic_to_the_original_colours(frame, pattern, padding):
+    mosaic = bayer_mosaic(frame, pattern)
+    decoded = ic.image_to_array(raw_message(mosaic, 'bayer_%s8' % pattern, padding))
+    assert decoded.shape == frame.shape
+    # The right pattern gives back the frame up to interpolation; a wrong one swaps colours.
+    errors = {other: np.abs(ic.image_to_array(raw_message(mosaic, 'bayer_%s8' % other))
+                            .astype(int) - frame).mean()
+              for other in ['rggb', 'bggr', 'gbrg', 'grbg']}
+    assert min(errors, key=errors.get) == pattern, errors
+    assert np.abs(decoded.astype(int) - frame).mean() == errors[pattern]
+
+
+def test_compressed_png_and_jpeg(frame):
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    png = cv2.imencode('.png', bgr)[1]
+    np.testing.assert_array_equal(
+        ic.compressed_to_array(SimpleNamespace(format='png', data=png.tobytes())), frame)
+    jpeg = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+    decoded = ic.compressed_to_array(SimpleNamespace(format='jpeg', data=jpeg.tobytes()))
+    np.testing.assert_array_equal(
+        decoded, cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    decoded = ic.compressed_to_array(SimpleNamespace(
+        format='mono8; png compressed', data=cv2.imencode('.png', gray)[1].tobytes()))
+    np.testing.assert_array_equal(decoded, gray)
+    gray16 = gray.astype(np.uint16) * 257
+    decoded = ic.compressed_to_array(SimpleNamespace(
+        format='mono16; png compressed', data=cv2.imencode('.png', gray16)[1].tobytes()))
+    np.testing.assert_array_equal(decoded, gray)
+
+
+@pytest.mark.parametrize('fields, reason', [
+    (dict(encoding='rgb8', height=4, width=4, step=12, data=bytes(47)), 'data has 47 bytes'),
+    (dict(encoding='rgb8', height=4, width=4, step=11, data=bytes(64)), 'step 11'),
+    (dict(encoding='mono8', height=0, width=4, step=4, data=b''), 'empty'),
+    (dict(encoding='rgb8', height=4, width=0, step=0, data=b''), 'empty'),
+    (dict(encoding='32FC1', height=1, width=1, step=4, data=bytes(4)), 'supported: rgb8'),
+    (dict(encoding='yuv422', height=2, width=3, step=6, data=bytes(12)), 'even width'),
+    (dict(encoding='mono8', height=2, width=2, step=2, data=[0, 1, 2, 3]), 'bytes-like'),
+    (dict(encoding='mono8', height=-1, width=2, step=2, data=bytes(4)), 'height'),
+])
+def test_invalid_images_are_rejected_with_a_reason(fields, reason):
+    msg = SimpleNamespace(is_bigendian=False, **fields)
+    with pytest.raises(ic.InvalidImageError, match=reason):
+        ic.image_to_array(msg)
+
+
+@pytest.mark.parametrize('data', [b'', b'not an image', bytes(100)])
+def test_invalid_compressed_images_are_rejected(data):
+    with pytest.raises(ic.InvalidImageError, match='format'):
+        ic.compressed_to_array(SimpleNamespace(format='jpeg', data=data))
+
+
+@settings(max_examples=400, deadline=None)
+@given(encoding=st.sampled_from(ic.SUPPORTED_ENCODINGS + ('', 'rgb16', 'BGR8')),
+       height=st.integers(0, 9), width=st.integers(0, 9), step=st.integers(0, 40),
+       length=st.integers(0, 400), is_bigendian=st.booleans())
+def test_any_message_decodes_or_raises_invalid_image_error(encoding, height, width, step,
+                                                           length, is_bigendian):
+    data = np.random.default_rng(length).integers(0, 256, length, dtype=np.uint8).tobytes()
+    msg = SimpleNamespace(encoding=encoding, height=height, width=width, step=step,
+                          is_bigendian=is_bigendian, data=data)
+    try:
+        decoded = ic.image_to_array(msg)
+    except ic.InvalidImageError:
+        return
+    assert decoded.dtype == np.uint8 and decoded.shape[:2] == (height, width)
+    assert decoded.ndim == 2 or decoded.shape[2] in (3, 4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_any_compressed_payload_decodes_or_raises_invalid_image_error(data):
+    try:
+        decoded = ic.compressed_to_array(SimpleNamespace(format='png', data=data))
+    except ic.InvalidImageError:
+        return
+    assert decoded.dtype == np.uint8
+
+
+@pytest.mark.parametrize('array, encoding, dtype', [
+    (np.arange(12, dtype=np.uint8).reshape(3, 4), 'mono8', np.uint8),
+    (np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4), '32FC1', np.float32),
+    (np.arange(36, dtype=np.uint8).reshape(3, 4, 3), 'rgb8', np.uint8),
+    (np.arange(36, dtype=np.uint8).reshape(3, 4, 3)[:, ::-1], 'bgr8', np.uint8),
+])
+def test_image_fields_round_trip_through_a_real_message(array, encoding, dtype):
+    from sensor_msgs.msg import Image
+    msg = Image(**ic.image_fields(array, encoding))
+    assert (msg.height, msg.width, msg.encoding) == (3, 4, encoding)
+    assert msg.step == 4 * np.dtype(dtype).itemsize * (3 if array.ndim == 3 else 1)
+    assert msg.is_bigendian == (np.dtype(dtype).newbyteorder('=').byteorder == '>')
+    np.testing.assert_array_equal(
+        np.frombuffer(msg.data, dtype).reshape(array.shape), array)
+
+
+@pytest.mark.parametrize('encoding, expected', [
+    ('rgb8', 'rgb8'), ('bgr8', 'bgr8'), ('rgba8', 'rgba8'), ('bgra8', 'bgra8'),
+    ('mono8', 'rgb8'), ('mono16', 'rgb8'), ('yuv422', 'rgb8'), ('bayer_rggb8', 'rgb8'),
+    (None, 'rgb8'),
+])
+def test_overlay_keeps_the_colour_family_and_only_tints_classes(frame, encoding, expected):
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    mask[100:200, 100:300] = 1
+    mask[300:400, 200:250] = 5
+    image = {'rgba8': np.dstack([frame, np.full(frame.shape[:2], 7, np.uint8)]),
+             'bgra8': np.dstack([frame, np.full(frame.shape[:2], 7, np.uint8)]),
+             'mono8': frame[:, :, 0], 'mono16': frame[:, :, 0]}.get(encoding, frame)
+    picture, out_encoding = ic.render_overlay(image, mask, 0.5, encoding)
+    assert out_encoding == expected
+    rgb = picture[:, :, 2::-1] if expected.startswith('bgr') else picture[:, :, :3]
+    source = np.dstack([image] * 3) if image.ndim == 2 else image[:, :, :3]
+    np.testing.assert_array_equal(rgb[mask == 0], source[mask == 0])
+    blended = np.round(0.5 * source[mask == 5].astype(float) + 0.5 * PALETTE[5]).astype(int)
+    assert np.abs(rgb[mask == 5].astype(int) - blended).max() <= 1
+    if expected.endswith('a8'):
+        assert (picture[:, :, 3] == 7).all()
