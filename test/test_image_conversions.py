@@ -47,7 +47,7 @@ def bayer_mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def frame(megamind_frames) -> np.ndarray:
-    """A real RGB frame with an odd-free size (720x528)."""
+    """Return a real RGB frame of even size, as YUV and Bayer layouts need: 720x528."""
     return megamind_frames[0]
 
 
@@ -135,18 +135,19 @@ def test_compressed_png_and_jpeg(frame):
     np.testing.assert_array_equal(decoded, gray)
 
 
-@pytest.mark.parametrize('fields, reason', [
-    (dict(encoding='rgb8', height=4, width=4, step=12, data=bytes(47)), 'data has 47 bytes'),
-    (dict(encoding='rgb8', height=4, width=4, step=11, data=bytes(64)), 'step 11'),
-    (dict(encoding='mono8', height=0, width=4, step=4, data=b''), 'empty'),
-    (dict(encoding='rgb8', height=4, width=0, step=0, data=b''), 'empty'),
-    (dict(encoding='32FC1', height=1, width=1, step=4, data=bytes(4)), 'supported: rgb8'),
-    (dict(encoding='yuv422', height=2, width=3, step=6, data=bytes(12)), 'even width'),
-    (dict(encoding='mono8', height=2, width=2, step=2, data=[0, 1, 2, 3]), 'bytes-like'),
-    (dict(encoding='mono8', height=-1, width=2, step=2, data=bytes(4)), 'height'),
+@pytest.mark.parametrize('encoding, height, width, step, data, reason', [
+    ('rgb8', 4, 4, 12, bytes(47), 'data has 47 bytes'),
+    ('rgb8', 4, 4, 11, bytes(64), 'step 11'),
+    ('mono8', 0, 4, 4, b'', 'empty'),
+    ('rgb8', 4, 0, 0, b'', 'empty'),
+    ('32FC1', 1, 1, 4, bytes(4), 'supported: rgb8'),
+    ('yuv422', 2, 3, 6, bytes(12), 'even width'),
+    ('mono8', 2, 2, 2, [0, 1, 2, 3], 'bytes-like'),
+    ('mono8', -1, 2, 2, bytes(4), 'height'),
 ])
-def test_invalid_images_are_rejected_with_a_reason(fields, reason):
-    msg = SimpleNamespace(is_bigendian=False, **fields)
+def test_invalid_images_are_rejected_with_a_reason(encoding, height, width, step, data, reason):
+    msg = SimpleNamespace(encoding=encoding, height=height, width=width, step=step, data=data,
+                          is_bigendian=False)
     with pytest.raises(ic.InvalidImageError, match=reason):
         ic.image_to_array(msg)
 
