@@ -39,6 +39,7 @@ setup(
     entry_points={
         'console_scripts': [
             'fetch_models = image_segmenter_ros.model_catalog:main',
+            'image_segmenter_node = image_segmenter_ros.image_segmenter_node:main',
         ],
     },
 )

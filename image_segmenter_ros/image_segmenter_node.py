@@ -1,0 +1,524 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The ``image_segmenter`` node: camera images in, category and confidence masks out.
+
+ROS glue only: parameters, QoS, topics, a worker thread and diagnostics. Decoding lives in
+``image_conversions`` and segmentation in the engine, both free of rclpy.
+"""
+
+import collections
+from dataclasses import dataclass
+import re
+import threading
+import time
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (qos_profile_sensor_data, QoSDurabilityPolicy, QoSPolicyKind, QoSProfile,
+                       QoSReliabilityPolicy)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+import yaml
+
+from . import ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, RunningMode
+from .image_conversions import (compressed_to_array, image_fields, image_to_array,
+                                InvalidImageError, render_overlay)
+from .visualization import class_colour
+
+try:
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+# The legacy Selfie Segmentation option `model_selection`: 0 general, 1 landscape.
+MODEL_SELECTION = ('selfie_segmentation', 'selfie_segmentation_landscape')
+RUNNING_MODES = tuple(mode.name for mode in RunningMode)
+INPUT_TRANSPORTS = ('raw', 'compressed')
+WARN_PERIOD_SEC = 5.0
+STATS_WINDOW = 300  # frames behind each percentile in /diagnostics
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One parameter: default (which fixes its type), help, constraints, reload needed."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    choices: Tuple[Any, ...] = ()
+    integer_range: Optional[Tuple[int, int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        if self.choices:
+            descriptor.additional_constraints = 'One of: %s.' % ', '.join(map(str, self.choices))
+        if self.integer_range:
+            low, high, step = self.integer_range
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=step)]
+        if self.float_range:
+            low, high = self.float_range
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+        return descriptor
+
+    def allowed(self) -> str:
+        """Describe the allowed values, for error messages."""
+        if self.choices:
+            return 'one of ' + ', '.join(map(str, self.choices))
+        if self.integer_range:
+            low, high, step = self.integer_range
+            return 'an integer from %d to %d%s' % (low, high,
+                                                   ' in steps of %d' % step if step > 1 else '')
+        if self.float_range:
+            return 'a number from %g to %g' % self.float_range
+        return {bool: 'true or false', str: 'a string'}[type(self.default)]
+
+    def problem(self, value_text: str) -> str:
+        return "Parameter '%s' must be %s, got %s." % (self.name, self.allowed(), value_text)
+
+    def check(self, value: Any) -> Optional[str]:
+        """Return why ``value`` is not allowed, or None (rclpy checks types and ranges)."""
+        if self.choices and value not in self.choices:
+            return self.problem(repr(value))
+        return None
+
+
+PARAMETERS = (
+    _Param('model', '', 'Segmentation model: a short name from models/manifest.yaml '
+           '(e.g. selfie_segmentation, selfie_multiclass_256x256) or a .tflite path; '
+           'empty: the model chosen by model_selection.'),
+    _Param('model_selection', 0, 'Legacy Selfie Segmentation option, used when model is '
+           'empty: 0 general (256x256, selfie_segmentation), 1 landscape (144x256, '
+           'selfie_segmentation_landscape).', integer_range=(0, 1, 1)),
+    _Param('running_mode', 'LIVE_STREAM', 'LIVE_STREAM: segment the newest frame, drop stale '
+           'ones; VIDEO: every frame in order, timestamps from header.stamp; IMAGE: every frame '
+           'independently.', choices=RUNNING_MODES),
+    _Param('output_category_mask', True, 'Publish category_mask (mono8, class index per '
+           'pixel).'),
+    _Param('output_confidence_masks', True, 'Publish confidence_masks/<label> (32FC1), one '
+           'topic per class.'),
+    _Param('display_names_locale', 'en', 'Locale of the class display names in the labels '
+           'topic, when the model metadata has them.'),
+    _Param('rotation_degrees', 0, 'Clockwise rotation that makes the camera image upright; '
+           'masks stay in the input image frame.', read_only=False,
+           integer_range=(0, 270, 90)),
+    _Param('num_threads', 2, 'CPU threads of the inference runtime.',
+           integer_range=(1, 64, 1)),
+    _Param('overlay_alpha', 0.5, 'Opacity of the class colours on the overlay topic.',
+           read_only=False, float_range=(0.0, 1.0)),
+    _Param('input_transport', 'raw', 'raw: subscribe to image (sensor_msgs/Image); '
+           'compressed: subscribe to image/compressed (jpeg or png).',
+           choices=INPUT_TRANSPORTS),
+    _Param('queue_size', 10, 'Frames waiting in VIDEO and IMAGE modes; when full the oldest '
+           'is dropped, counted and warned about (LIVE_STREAM always keeps only the newest).',
+           integer_range=(1, 1000, 1)),
+)
+_BY_NAME = {param.name: param for param in PARAMETERS}
+
+
+def _startup_problem(param: _Param, rclpy_message: str) -> str:
+    """Turn rclpy's rejection of a parameter override into our one-sentence message."""
+    if "Parameter '%s' must be" % param.name in rclpy_message:  # our own check
+        return rclpy_message.split('Reason: ', 1)[-1].rsplit(': ' + param.name, 1)[0]
+    value = re.search(r"value \((.*)\) for parameter|to '(.*)' of type", rclpy_message)
+    return param.problem(next(v for v in value.groups() if v is not None) if value
+                         else '(%s)' % rclpy_message)
+
+
+class ConfigurationError(Exception):
+    """A parameter value or model the node cannot start with; the message is one sentence."""
+
+
+def topic_token(label: str, index: int, taken: Sequence[str]) -> str:
+    """Turn a class label into a valid, unique ROS topic name token (hair -> hair)."""
+    token = re.sub(r'[^a-z0-9_]+', '_', label.lower()).strip('_')
+    token = re.sub(r'_+', '_', token)
+    if not token:
+        token = 'class_%d' % index
+    elif token[0].isdigit():
+        token = 'class_' + token
+    return token if token not in taken else '%s_%d' % (token, index)
+
+
+def stamp_to_ms(stamp: Any) -> int:
+    """Milliseconds of a builtin_interfaces/Time, the engine's VIDEO timestamps."""
+    return stamp.sec * 1000 + stamp.nanosec // 1_000_000
+
+
+class _FrameQueue:
+    """
+    Messages waiting for the worker, so subscription callbacks never block.
+
+    With capacity 1 it is the live-stream slot (the newest frame wins); otherwise a bounded
+    FIFO. Either way a put into a full queue drops the oldest message and says so.
+    """
+
+    def __init__(self, capacity: int):
+        self._items: Deque[Any] = collections.deque(maxlen=capacity)
+        self._condition = threading.Condition()
+        self._closed = False
+
+    def put(self, item: Any) -> bool:
+        with self._condition:
+            dropped = len(self._items) == self._items.maxlen
+            self._items.append(item)
+            self._condition.notify()
+        return dropped
+
+    def get(self) -> Optional[Any]:
+        """Wait for the oldest item; None once closed."""
+        with self._condition:
+            while not self._items and not self._closed:
+                self._condition.wait()
+            return None if self._closed else self._items.popleft()
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+
+class _Stats:
+    """Counters and recent timings for /diagnostics, shared by the worker and the timer."""
+
+    # Counter: its key in /diagnostics.
+    COUNTERS = {'received': 'frames received', 'processed': 'frames processed',
+                'dropped': 'frames dropped', 'rejected': 'frames rejected',
+                'skipped': 'frames skipped (no subscribers)',
+                'time_jumps': 'time jumps (segmenter restarted)'}
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts = dict.fromkeys(self.COUNTERS, 0)
+        self.processing_ms: Deque[float] = collections.deque(maxlen=STATS_WINDOW)
+        self.latency_ms: Deque[float] = collections.deque(maxlen=STATS_WINDOW)
+
+    def count(self, counter: str) -> None:
+        with self._lock:
+            self.counts[counter] += 1
+
+    def frame_done(self, processing_ms: float, latency_ms: Optional[float]) -> None:
+        with self._lock:
+            self.counts['processed'] += 1
+            self.processing_ms.append(processing_ms)
+            if latency_ms is not None:
+                self.latency_ms.append(latency_ms)
+
+    def snapshot(self) -> Tuple[Dict[str, int], List[float], List[float]]:
+        with self._lock:
+            return dict(self.counts), list(self.processing_ms), list(self.latency_ms)
+
+
+def _percentiles(name: str, samples: List[float]) -> List[KeyValue]:
+    if not samples:
+        return [KeyValue(key='%s %s (ms)' % (name, q), value='n/a') for q in ('p50', 'p90', 'max')]
+    p50, p90, top = np.percentile(samples, [50, 90, 100])
+    return [KeyValue(key='%s p50 (ms)' % name, value='%.1f' % p50),
+            KeyValue(key='%s p90 (ms)' % name, value='%.1f' % p90),
+            KeyValue(key='%s max (ms)' % name, value='%.1f' % top)]
+
+
+class ImageSegmenterNode(Node):
+    """Segments every (or the newest) camera frame and publishes masks with its header."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__('image_segmenter', **kwargs)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        for param in PARAMETERS:
+            try:
+                self.declare_parameter(param.name, param.default, param.descriptor())
+            except (InvalidParameterValueException, InvalidParameterTypeException) as error:
+                raise ConfigurationError(_startup_problem(param, str(error))) from None
+        if not (self._value('output_category_mask') or self._value('output_confidence_masks')):
+            raise ConfigurationError("Parameters 'output_category_mask' and "
+                                     "'output_confidence_masks' are both false: enable at "
+                                     'least one.')
+        self._mode = RunningMode[self._value('running_mode')]
+        self._model = self._value('model') or MODEL_SELECTION[self._value('model_selection')]
+        self._segmenter = self._create_segmenter()
+        self._last_stamp_ms: Optional[int] = None
+        self._stats = _Stats()
+        self._queue = _FrameQueue(
+            1 if self._mode == RunningMode.LIVE_STREAM else self._value('queue_size'))
+        self._create_topics()
+        self._diagnostics_timer = self.create_timer(
+            1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._worker = threading.Thread(target=self._work, name='image_segmenter_worker',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            'Segmenting %s with %s in %s mode; classes: %s.'
+            % (self._input_topic, self._model, self._mode.name,
+               ', '.join(self._segmenter.labels)))
+
+    # Parameters and model
+
+    def _value(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _check_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            spec = _BY_NAME.get(parameter.name)
+            reason = spec.check(parameter.value) if spec else None
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def _create_segmenter(self) -> ImageSegmenter:
+        options = ImageSegmenterOptions(
+            model_path=self._model,
+            # The node keeps its own live-stream slot, so LIVE_STREAM frames are single images.
+            running_mode=RunningMode.VIDEO if self._mode == RunningMode.VIDEO
+            else RunningMode.IMAGE,
+            output_category_mask=self._value('output_category_mask'),
+            output_confidence_masks=self._value('output_confidence_masks'),
+            display_names_locale=self._value('display_names_locale'),
+            num_threads=self._value('num_threads'))
+        try:
+            return ImageSegmenter.create_from_options(options)
+        except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError) as error:
+            raise ConfigurationError("Parameter 'model' (%r): %s" % (self._model, error)) \
+                from None
+
+    # Topics
+
+    def _create_topics(self) -> None:
+        reliable = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        overridable = QoSOverridingOptions.with_default_policies()
+        self._output_qos = reliable
+
+        def publisher(msg_type: type, topic: str) -> Any:
+            return self.create_publisher(
+                msg_type, topic, reliable, qos_overriding_options=overridable,
+                event_callbacks=PublisherEventCallbacks(
+                    incompatible_qos=lambda info: self._incompatible_qos(
+                        info, topic, 'publisher', reliable)))
+
+        self._category_pub = (publisher(Image, 'category_mask')
+                              if self._value('output_category_mask') else None)
+        self._confidence_pubs = []
+        tokens: List[str] = []
+        for index, label in enumerate(self._segmenter.labels):
+            tokens.append(topic_token(label, index, tokens))
+            if self._value('output_confidence_masks'):
+                self._confidence_pubs.append(publisher(Image, 'confidence_masks/' + tokens[-1]))
+        self._overlay_pub = publisher(Image, 'overlay')
+        self._labels_pub = self.create_publisher(String, 'labels', QoSProfile(
+            depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+            durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
+        self._labels_pub.publish(String(data=self._labels_yaml(tokens)))
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+        compressed = self._value('input_transport') == 'compressed'
+        # Like image_transport: the compressed stream lives under the (remapped) image topic.
+        self._input_topic = self.resolve_topic_name('image') + ('/compressed' if compressed
+                                                                else '')
+        self._subscription = self.create_subscription(
+            CompressedImage if compressed else Image, self._input_topic, self._on_image,
+            qos_profile_sensor_data, qos_overriding_options=overridable,
+            event_callbacks=SubscriptionEventCallbacks(
+                incompatible_qos=lambda info: self._incompatible_qos(
+                    info, self._input_topic, 'subscription', qos_profile_sensor_data)))
+
+    def _labels_yaml(self, tokens: List[str]) -> str:
+        classes = [{'index': index, 'name': label, 'display_name': display,
+                    'color': list(class_colour(index)),
+                    'confidence_topic': 'confidence_masks/' + token}
+                   for index, (label, display, token) in enumerate(
+                       zip(self._segmenter.labels, self._segmenter.display_names, tokens))]
+        return yaml.safe_dump({'model': self._model,
+                               'display_names_locale': self._value('display_names_locale'),
+                               'classes': classes}, sort_keys=False)
+
+    def _incompatible_qos(self, info: Any, topic: str, side: str, ours: QoSProfile) -> None:
+        """Say which QoS override fixes a peer that DDS silently refuses to connect."""
+        policy = QoSPolicyKind(info.last_policy_kind)
+        topic = self.resolve_topic_name(topic)
+        peer = 'publisher' if side == 'subscription' else 'subscriber'
+        # What our side should switch to, for the two policies peers usually disagree on.
+        fixes = {QoSPolicyKind.RELIABILITY: (ours.reliability, 'best_effort', 'reliable'),
+                 QoSPolicyKind.DURABILITY: (ours.durability, 'volatile', 'transient_local')}
+        if policy in fixes:
+            current, for_subscription, for_publisher = fixes[policy]
+            fix = "set parameter 'qos_overrides.%s.%s.%s' to %s" % (
+                topic, side, policy.name.lower(),
+                for_subscription if side == 'subscription' else for_publisher)
+            ours_text = ' (ours: %s)' % current.name.lower()
+        else:
+            fix = "set parameter 'qos_overrides.%s.%s.%s' to match it" % (
+                topic, side, policy.name.lower())
+            ours_text = ''
+        self.get_logger().warning(
+            'A %s on %s has an incompatible %s QoS policy%s, so no messages flow between us: '
+            '%s in the parameters file, or change the %s.'
+            % (peer, topic, policy.name, ours_text, fix, peer))
+
+    # Frames
+
+    def _on_image(self, msg: Any) -> None:
+        self._stats.count('received')
+        if self._queue.put(msg):
+            self._stats.count('dropped')
+            if self._mode != RunningMode.LIVE_STREAM:
+                self.get_logger().warning(
+                    'Input queue full (queue_size %d): dropped the oldest frame; processing is '
+                    'slower than %s.' % (self._value('queue_size'), self._input_topic),
+                    throttle_duration_sec=WARN_PERIOD_SEC)
+
+    def _work(self) -> None:
+        while True:
+            msg = self._queue.get()
+            if msg is None:
+                return
+            try:
+                self._process(msg)
+            except Exception as error:  # The worker must outlive any single frame.
+                self._stats.count('rejected')
+                self.get_logger().error('Failed to segment a frame: %r' % error,
+                                        throttle_duration_sec=WARN_PERIOD_SEC)
+
+    def _wanted(self) -> Tuple[bool, List[int], bool]:
+        """Which outputs have subscribers: category mask, confidence indices, overlay."""
+        category = bool(self._category_pub and self._category_pub.get_subscription_count())
+        confidences = [index for index, pub in enumerate(self._confidence_pubs)
+                       if pub.get_subscription_count()]
+        return category, confidences, self._overlay_pub.get_subscription_count() > 0
+
+    def _process(self, msg: Any) -> None:
+        category, confidences, overlay = self._wanted()
+        if not (category or confidences or overlay):
+            self._stats.count('skipped')
+            return
+        start = time.perf_counter()
+        try:
+            image = (compressed_to_array(msg) if isinstance(msg, CompressedImage)
+                     else image_to_array(msg))
+            result = self._segment(image, msg.header.stamp, bool(confidences),
+                                   category or overlay)
+        except (InvalidImageError, ValueError) as error:
+            self._stats.count('rejected')
+            self.get_logger().warning('Rejected a frame from %s: %s' % (self._input_topic, error),
+                                      throttle_duration_sec=WARN_PERIOD_SEC)
+            return
+        if result is None:
+            return
+        header = msg.header
+        if category:
+            self._category_pub.publish(
+                Image(header=header, **image_fields(result.category_mask, 'mono8')))
+        for index in confidences:
+            self._confidence_pubs[index].publish(
+                Image(header=header, **image_fields(result.confidence_masks[index], '32FC1')))
+        if overlay:
+            picture, encoding = render_overlay(image, result.category_mask,
+                                               self._value('overlay_alpha'),
+                                               getattr(msg, 'encoding', None))
+            self._overlay_pub.publish(Image(header=header, **image_fields(picture, encoding)))
+        latency = None
+        if header.stamp.sec or header.stamp.nanosec:
+            latency = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
+        self._stats.frame_done((time.perf_counter() - start) * 1000.0, latency)
+
+    def _segment(self, image: np.ndarray, stamp: Any, confidence: bool,
+                 category: bool) -> Optional[ImageSegmenterResult]:
+        """Run the engine for the requested masks; None when a VIDEO frame must be skipped."""
+        rotation = self._value('rotation_degrees')
+        if self._mode != RunningMode.VIDEO:
+            return self._segmenter.segment(image, rotation, output_confidence_masks=confidence,
+                                           output_category_mask=category)
+        timestamp = stamp_to_ms(stamp)
+        if self._last_stamp_ms is not None and timestamp <= self._last_stamp_ms:
+            if timestamp == self._last_stamp_ms:
+                self._stats.count('rejected')
+                self.get_logger().warning(
+                    'Skipped a frame with the same stamp (%d ms) as the previous one: VIDEO '
+                    'mode needs increasing header stamps.' % timestamp,
+                    throttle_duration_sec=WARN_PERIOD_SEC)
+                return None
+            self._stats.count('time_jumps')
+            self.get_logger().warning(
+                'Time went backwards on %s (%d ms -> %d ms, a looping bag or a simulator '
+                'reset?): restarting the segmenter.' % (self._input_topic,
+                                                        self._last_stamp_ms, timestamp))
+            self._segmenter.close()
+            self._segmenter = self._create_segmenter()
+        self._last_stamp_ms = timestamp
+        return self._segmenter.segment_for_video(image, timestamp, rotation,
+                                                 output_confidence_masks=confidence,
+                                                 output_category_mask=category)
+
+    # Diagnostics
+
+    def _publish_diagnostics(self) -> None:
+        counts, processing, latency = self._stats.snapshot()
+        level, message = DiagnosticStatus.OK, 'Segmenting'
+        if counts['rejected']:
+            level, message = DiagnosticStatus.WARN, '%d frames rejected' % counts['rejected']
+        elif counts['dropped'] and self._mode != RunningMode.LIVE_STREAM:
+            level, message = DiagnosticStatus.WARN, '%d frames dropped' % counts['dropped']
+        elif not counts['received']:
+            message = 'No frames received yet on %s' % self._input_topic
+        values = [KeyValue(key=_Stats.COUNTERS[name], value=str(value))
+                  for name, value in counts.items()]
+        values += _percentiles('processing time', processing)
+        values += _percentiles('latency', latency)
+        values += [KeyValue(key='model', value=self._model),
+                   KeyValue(key='running mode', value=self._mode.name),
+                   KeyValue(key='input topic', value=self._input_topic)]
+        status = DiagnosticStatus(level=level, name='%s: segmentation' % (
+            self.get_fully_qualified_name()), message=message, hardware_id=self._model,
+            values=values)
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self._queue.close()
+        self._worker.join()
+        self._segmenter.close()
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT/SIGTERM; exit code 1 with one sentence on a bad setup."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ImageSegmenterNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ConfigurationError as error:
+        rclpy.logging.get_logger('image_segmenter').fatal(str(error))
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
