@@ -96,8 +96,15 @@ class Workspace:
         return buffer
 
 
-def _broadcast_weights(weights: np.ndarray, ndim: int) -> np.ndarray:
-    return weights.reshape(weights.shape + (1,) * (ndim - 1))
+def _lerp_rows(source: np.ndarray, low: np.ndarray, high: np.ndarray, weights: np.ndarray,
+               result: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Write ``source[low] + (source[high] - source[low]) * weights`` (per row) into result."""
+    np.take(source, high, axis=0, out=result)
+    np.take(source, low, axis=0, out=scratch)
+    result -= scratch
+    result *= weights.reshape(weights.shape + (1,) * (result.ndim - 1))
+    result += scratch
+    return result
 
 
 def interpolate_align_corners_transposed(tensor: np.ndarray, width: int, height: int,
@@ -114,25 +121,14 @@ def interpolate_align_corners_transposed(tensor: np.ndarray, width: int, height:
     x0, x1, tx = _align_corners_axis(tensor.shape[1], width)
     channels = tensor.shape[2:]
     rows = workspace.get('rows', (height,) + tensor.shape[1:])
-    top = workspace.get('top', rows.shape)
-    np.take(tensor, y1, axis=0, out=rows)
-    np.take(tensor, y0, axis=0, out=top)
-    rows -= top
-    rows *= _broadcast_weights(ty, rows.ndim)
-    rows += top
+    _lerp_rows(tensor, y0, y1, ty, rows, workspace.get('top', rows.shape))
     columns = workspace.get('columns', (tensor.shape[1], height) + channels)
     if channels:
         columns[...] = np.swapaxes(rows, 0, 1)
     else:
         cv2.transpose(rows, dst=columns)
-    left = workspace.get('left', (width, height) + channels)
-    result = workspace.get('result', left.shape)
-    np.take(columns, x0, axis=0, out=left)
-    np.take(columns, x1, axis=0, out=result)
-    result -= left
-    result *= _broadcast_weights(tx, result.ndim)
-    result += left
-    return result
+    result = workspace.get('result', (width, height) + channels)
+    return _lerp_rows(columns, x0, x1, tx, result, workspace.get('left', result.shape))
 
 
 def category_mask(tensor: np.ndarray, activation: Activation, width: int, height: int,
