@@ -18,31 +18,11 @@ from types import SimpleNamespace
 
 import cv2
 from hypothesis import given, settings, strategies as st
+from image_samples import bayer_mosaic, PADDING, raw_message
 from image_segmenter_ros import image_conversions as ic
 from image_segmenter_ros.visualization import PALETTE
 import numpy as np
 import pytest
-
-PADDING = 13  # bytes of garbage after every row, to catch stride mistakes
-
-
-def raw_message(pixels: np.ndarray, encoding: str, padding: int = 0,
-                is_bigendian: bool = False) -> SimpleNamespace:
-    """Pack an array row by row, like a camera driver, with optional row padding."""
-    rows = pixels.reshape(pixels.shape[0], -1).view(np.uint8)
-    padded = np.full((rows.shape[0], rows.shape[1] + padding), 0xAB, np.uint8)
-    padded[:, :rows.shape[1]] = rows
-    return SimpleNamespace(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
-                           is_bigendian=is_bigendian, step=padded.shape[1],
-                           data=padded.tobytes())
-
-
-def bayer_mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
-    """Sample an RGB image through a Bayer filter named like ROS (first row, second row)."""
-    mosaic = np.empty(rgb.shape[:2], np.uint8)
-    for colour, (dy, dx) in zip(pattern, [(0, 0), (0, 1), (1, 0), (1, 1)]):
-        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, 'rgb'.index(colour)]
-    return mosaic
 
 
 @pytest.fixture(scope='module')
