@@ -1,0 +1,102 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Proof of life through the real launch file, for ROS installs that have launch_testing.
+
+Starts launch/image_segmenter.launch.py, publishes camera frames on the remapped topic and
+checks that category masks come back with the input's header and size. Where launch is not
+installable (this project's pip-only environment), test_image_segmenter_node.py runs the same
+executable with the same parameters and remappings instead.
+"""
+
+import array
+import os
+import time
+import unittest
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Image
+
+try:
+    from ament_index_python.packages import get_package_share_directory
+    from launch import LaunchDescription
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    import launch_testing
+    import launch_testing.actions
+    import launch_testing.asserts
+except ImportError:
+    pytest.skip('launch_testing is not installed (it comes with a ROS 2 install, not from PyPI); '
+                'test_image_segmenter_node.py covers the node without it.',
+                allow_module_level=True)
+
+CAMERA_TOPIC = '/launch_test/camera/image_raw'
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    launch_file = os.path.join(get_package_share_directory('image_segmenter_ros'), 'launch',
+                               'image_segmenter.launch.py')
+    return LaunchDescription([
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(launch_file),
+            launch_arguments={'image_topic': CAMERA_TOPIC, 'namespace': 'launch_test',
+                              'running_mode': 'LIVE_STREAM'}.items()),
+        launch_testing.actions.ReadyToTest(),
+    ])
+
+
+class TestMasksComeBack(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        rclpy.init()
+        cls.node = rclpy.create_node('image_segmenter_launch_test')
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def test_category_mask_has_the_input_header_and_size(self):
+        masks = []
+        self.node.create_subscription(
+            Image, '/launch_test/category_mask', masks.append,
+            QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
+        publisher = self.node.create_publisher(Image, CAMERA_TOPIC, qos_profile_sensor_data)
+        gradient = np.tile(np.arange(320, dtype=np.uint8)[np.newaxis, :, np.newaxis],
+                           (240, 1, 3))
+        frame = Image(height=240, width=320, encoding='rgb8', step=960,
+                      data=array.array('B', gradient.tobytes()))
+        frame.header.frame_id = 'launch_test_camera'
+        deadline = time.monotonic() + 30.0
+        while not masks and time.monotonic() < deadline:  # camera-like stream until seen
+            frame.header.stamp = self.node.get_clock().now().to_msg()
+            publisher.publish(frame)
+            rclpy.spin_once(self.node, timeout_sec=0.1)
+        self.assertTrue(masks, 'no category_mask within 30 s')
+        mask = masks[0]
+        self.assertEqual(mask.header.frame_id, 'launch_test_camera')
+        self.assertEqual((mask.height, mask.width, mask.encoding), (240, 320, 'mono8'))
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+
+    def test_exit_code(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info)
