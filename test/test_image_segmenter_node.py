@@ -59,6 +59,7 @@ def env() -> Dict[str, str]:
 @pytest.fixture(scope='module')
 def probe(env):
     node = Probe(int(env['ROS_DOMAIN_ID']))
+    node.subscribe(DiagnosticArray, '/diagnostics')
     yield node
     node.close()
 
@@ -78,7 +79,7 @@ def small_frames(megamind_frames) -> List[np.ndarray]:
             for frame in megamind_frames]
 
 
-class Node:
+class NodeUnderTest:
     """One node process and the probe-side ends of its topics."""
 
     def __init__(self, probe: Probe, process: NodeProcess, namespace: str, input_topic: str,
@@ -147,7 +148,7 @@ def pixels(msg: Image, dtype: Any) -> np.ndarray:
 OUTPUTS = ['category_mask', 'overlay'] + ['confidence_masks/' + name for name in CLASSES]
 
 
-def round_trip(node: Node, msg: Any) -> Dict[str, Image]:
+def round_trip(node: NodeUnderTest, msg: Any) -> Dict[str, Image]:
     """Send a frame (again if DDS discovery lost it) and collect every output of it."""
     frame_id = msg.header.frame_id
     for attempt in range(3):
@@ -192,8 +193,7 @@ def image_node(env, probe, tmp_path_factory):
         '--params-file', 'config/%s.yaml' % MODEL, '-r', 'image:=/cam/image_raw',
         '-r', '__ns:=/a', '-p', 'running_mode:=IMAGE', '-p', 'queue_size:=100',
         '-p', 'qos_overrides./cam/image_raw.subscription.reliability:=reliable'])
-    node = Node(probe, process, '/a', '/cam/image_raw')
-    probe.subscribe(DiagnosticArray, '/diagnostics')
+    node = NodeUnderTest(probe, process, '/a', '/cam/image_raw')
     for name in OUTPUTS:
         probe.subscribe(Image, node.topic(name))
     node.wait_connected(OUTPUTS)
@@ -293,15 +293,22 @@ def test_compressed_input(env, probe, tmp_path_factory, engine, megamind_frames)
         '--params-file', 'config/%s.yaml' % MODEL, '-r', 'image:=/cam/image_raw',
         '-r', '__ns:=/d', '-p', 'input_transport:=compressed',
         '-p', 'qos_overrides./cam/image_raw/compressed.subscription.reliability:=reliable'])
-    node = Node(probe, process, '/d', '/cam/image_raw/compressed', CompressedImage)
+    node = NodeUnderTest(probe, process, '/d', '/cam/image_raw/compressed', CompressedImage)
+    bgr = cv2.cvtColor(megamind_frames[0], cv2.COLOR_RGB2BGR)
+    frames = {}
+    for extension, fmt in (('.jpg', 'jpeg'), ('.png', 'png')):
+        frames[fmt] = CompressedImage(format=fmt, data=array.array(
+            'B', cv2.imencode(extension, bgr)[1].tobytes()))
+        frames[fmt].header.frame_id, frames[fmt].header.stamp = 'compressed_' + fmt, stamp(4e3)
+    # Nobody listens yet: the frame is counted and skipped, no inference.
+    node.wait_connected([])
+    node.publish(frames['png'])
+    values = node.diagnostics(lambda v: v['frames received'] == '1')
+    assert values['frames skipped (no subscribers)'] == '1' and values['frames processed'] == '0'
     for name in OUTPUTS:
         probe.subscribe(Image, node.topic(name))
     node.wait_connected(OUTPUTS)
-    bgr = cv2.cvtColor(megamind_frames[0], cv2.COLOR_RGB2BGR)
-    for extension, fmt in (('.jpg', 'jpeg'), ('.png', 'png')):
-        msg = CompressedImage(format=fmt, data=array.array(
-            'B', cv2.imencode(extension, bgr)[1].tobytes()))
-        msg.header.frame_id, msg.header.stamp = 'compressed_' + fmt, stamp(4000.0)
+    for msg in frames.values():
         decoded = ic.compressed_to_array(msg)
         assert_outputs_match_engine(round_trip(node, msg), msg, decoded, engine)
     node.stop(signal.SIGTERM)
@@ -366,11 +373,10 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
                                                             megamind_frames):
     process = start(env, tmp_path_factory, 'live_node', [
         '--params-file', 'config/%s.yaml' % MODEL, '-r', 'image:=/cam/live', '-r', '__ns:=/b'])
-    node = Node(probe, process, '/b', '/cam/live', input_qos=qos_profile_sensor_data)
+    node = NodeUnderTest(probe, process, '/b', '/cam/live', input_qos=qos_profile_sensor_data)
     outputs = ['category_mask', 'confidence_masks/selfie']
     for name in outputs:
         probe.subscribe(Image, node.topic(name))
-    probe.subscribe(DiagnosticArray, '/diagnostics')
     node.wait_connected(outputs)
     frames = [image_msg(frame, 'rgb8', 'live', 0.0) for frame in megamind_frames]
     start_time = time.time()
@@ -403,9 +409,8 @@ def test_video_processes_every_frame_and_recovers_from_a_backwards_time_jump(
         '--params-file', 'config/selfie_segmentation_landscape.yaml', '-r', 'image:=/cam/video',
         '-r', '__ns:=/c', '-p', 'running_mode:=VIDEO',
         '-p', 'qos_overrides./cam/video.subscription.reliability:=reliable'])
-    node = Node(probe, process, '/c', '/cam/video')
+    node = NodeUnderTest(probe, process, '/c', '/cam/video')
     probe.subscribe(Image, node.topic('category_mask'))
-    probe.subscribe(DiagnosticArray, '/diagnostics')
     node.wait_connected(['category_mask'])
     # 40 frames at 20 Hz, then the bag loops: time goes back 100 s, 20 more frames.
     stamps = [5000.0 + 0.05 * i for i in range(40)] + [4900.0 + 0.05 * i for i in range(20)]
