@@ -311,7 +311,6 @@ class ImageSegmenterNode(Node):
     def _create_topics(self) -> None:
         reliable = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         overridable = QoSOverridingOptions.with_default_policies()
-        self._output_qos = reliable
 
         def publisher(msg_type: type, topic: str) -> Any:
             return self.create_publisher(
