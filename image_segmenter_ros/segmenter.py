@@ -244,6 +244,7 @@ class ImageSegmenter:
         self._display_names = list(localized) if localized else list(self._labels)
         self._last_timestamp_ms: Optional[int] = None
         self._workspace = postprocessing.Workspace()
+        postprocessing.compile_category_mask()
         self._lock = threading.Lock()
         self._live: Optional[_LiveStreamWorker] = None
         if options.running_mode == RunningMode.LIVE_STREAM:

@@ -21,7 +21,7 @@ RGB, RGBA and gray inputs (MediaPipe gets gray replicated to RGB).
 """
 
 import cv2
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, postprocessing
 import mediapipe as mp
 from mediapipe.tasks.python.core.base_options import BaseOptions
 from mediapipe.tasks.python.vision import image_segmenter as mp_segmenter
@@ -92,6 +92,16 @@ class Oracle:
     def close(self) -> None:
         self.reference.close()
         self.engine.close()
+
+
+@pytest.fixture(autouse=True, params=['compiled', 'vectorized'])
+def category_mask_path(request, monkeypatch):
+    """Check both category-mask implementations (numba's loop and the NumPy fallback)."""
+    if request.param == 'vectorized':
+        monkeypatch.setattr(postprocessing, 'COMPILED', False)
+    else:
+        assert postprocessing.COMPILED, 'numba is missing'
+    return request.param
 
 
 @pytest.fixture(scope='module')
