@@ -56,6 +56,8 @@ _OVERLAY_FROM_RGB = {
     'rgba8': ('rgba8', None),
     'bgra8': ('bgra8', cv2.COLOR_RGBA2BGRA),
 }
+# The last chunk of every png: length 0, type IEND, and its (constant) CRC.
+_PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
 
 
 class InvalidImageError(ValueError):
@@ -77,12 +79,21 @@ def _checked_size(value: Any, name: str) -> int:
     return int(value)
 
 
-def image_to_array(msg: Any) -> np.ndarray:
+def _check_pixel_count(width: int, height: int, max_pixels: Optional[int]) -> None:
+    """Refuse oversized images from their declared size, before any decode or allocation."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise InvalidImageError('Image of %dx%d pixels is larger than max_input_pixels (%d).'
+                                % (width, height, max_pixels))
+
+
+def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     """
     Decode a sensor_msgs/Image into what the engine takes: RGB, RGBA or gray uint8.
 
     rgb8/mono8 come back as a view of the message buffer; other encodings are converted once.
-    mono16 is scaled to 8 bits like cv_bridge. Raises InvalidImageError on any bad message.
+    mono16 is scaled to 8 bits like cv_bridge. Rows may be padded by any number of bytes, but
+    16-bit rows must start on a sample. Raises InvalidImageError on any bad message, including
+    one of more than ``max_pixels`` pixels.
     """
     height = _checked_size(msg.height, 'height')
     width = _checked_size(msg.width, 'width')
@@ -93,10 +104,14 @@ def image_to_array(msg: Any) -> np.ndarray:
                                 % (encoding, ', '.join(SUPPORTED_ENCODINGS)))
     if height == 0 or width == 0:
         raise InvalidImageError('Image is empty (%dx%d).' % (width, height))
+    _check_pixel_count(width, height, max_pixels)
     pixel_bytes = 2 if encoding == 'mono16' else _EIGHT_BIT[encoding][0]
     if step < width * pixel_bytes:
         raise InvalidImageError('Image step %d is shorter than a %s row of width %d (%d bytes).'
                                 % (step, encoding, width, width * pixel_bytes))
+    if encoding == 'mono16' and step % 2:
+        raise InvalidImageError('Image step %d is odd: mono16 rows must start on a 2-byte '
+                                'sample.' % step)
     if pixel_bytes == 2 and encoding.startswith('yuv422') and width % 2:
         raise InvalidImageError('A %s image needs an even width, got %d.' % (encoding, width))
     data = _buffer(msg.data, 'Image')
@@ -120,11 +135,73 @@ def image_to_array(msg: Any) -> np.ndarray:
                                 % (width, height, encoding, error.err)) from None
 
 
-def compressed_to_array(msg: Any) -> np.ndarray:
-    """Decode a jpeg or png sensor_msgs/CompressedImage to RGB (or gray) uint8."""
+def _png_size(data: np.ndarray) -> Tuple[int, int]:
+    """Width and height from the IHDR chunk, which the PNG signature must be followed by."""
+    if data.size < 24 or data[12:16].tobytes() != b'IHDR':
+        raise InvalidImageError('Compressed image is a truncated png (no IHDR chunk).')
+    if data[-12:].tobytes() != _PNG_END:
+        raise InvalidImageError('Compressed image is a truncated png (it does not end with an '
+                                'IEND chunk).')
+    width, height = np.frombuffer(data[16:24].tobytes(), '>u4')
+    return int(width), int(height)
+
+
+def _jpeg_size(data: np.ndarray) -> Tuple[int, int]:
+    """Width and height from the first SOF segment, walking the marker segments before it."""
+    # EOI cannot occur inside entropy-coded data (0xFF is stuffed there), only at the end.
+    if data[-32:].tobytes().find(b'\xff\xd9') < 0:
+        raise InvalidImageError('Compressed image is a truncated jpeg (no end-of-image marker).')
+    raw = data.data  # a memoryview: no copy of the scan data
+    offset = 2
+    while offset + 4 <= len(raw):
+        if raw[offset] != 0xFF:
+            break
+        marker = raw[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        length = int.from_bytes(raw[offset + 2:offset + 4], 'big')
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) give the frame size.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if length < 7 or offset + 9 > len(raw):
+                break
+            height = int.from_bytes(raw[offset + 5:offset + 7], 'big')
+            return int.from_bytes(raw[offset + 7:offset + 9], 'big'), height
+        if marker == 0xDA or length < 2:  # scan data before any frame header
+            break
+        offset += 2 + length
+    raise InvalidImageError('Compressed image is a corrupt jpeg (no valid frame header).')
+
+
+def compressed_size(data: np.ndarray) -> Tuple[int, int]:
+    """
+    Return (width, height) of a jpeg or png stream from its header, without decoding it.
+
+    The format is taken from the content, as decoders do, not from the message's ``format``
+    string (image_transport writes several spellings). Truncated streams are refused here too,
+    so the decoder never sees them.
+    """
+    if data[:8].tobytes() == b'\x89PNG\r\n\x1a\n':
+        return _png_size(data)
+    if data[:3].tobytes() == b'\xff\xd8\xff':
+        return _jpeg_size(data)
+    raise InvalidImageError('Compressed image is neither a jpeg nor a png stream (it starts '
+                            'with %s).' % data[:8].tobytes().hex())
+
+
+def compressed_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
+    """
+    Decode a jpeg or png sensor_msgs/CompressedImage to RGB (or gray) uint8.
+
+    The header's size is checked against ``max_pixels`` before the decoder allocates anything.
+    """
     data = _buffer(msg.data, 'Compressed image')
     if data.size == 0:
         raise InvalidImageError('Compressed image (format %r) has no data.' % msg.format)
+    width, height = compressed_size(data)
+    if width == 0 or height == 0:
+        raise InvalidImageError('Compressed image is empty (%dx%d).' % (width, height))
+    _check_pixel_count(width, height, max_pixels)
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise InvalidImageError('Cannot decode compressed image of format %r: not a valid %s '

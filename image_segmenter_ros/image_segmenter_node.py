@@ -20,7 +20,7 @@ ROS glue only: parameters, QoS, topics, a worker thread and diagnostics. Decodin
 """
 
 import collections
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 import re
 import threading
 import time
@@ -138,6 +138,9 @@ PARAMETERS = (
     _Param('queue_size', 10, 'Frames waiting in VIDEO and IMAGE modes; when full the oldest '
            'is dropped, counted and warned about (LIVE_STREAM always keeps only the newest).',
            integer_range=(1, 1000, 1)),
+    _Param('max_input_pixels', 4096 * 4096, 'Largest input (width x height) accepted; larger '
+           'frames are rejected from their header, before any decoding or allocation.',
+           read_only=False, integer_range=(1, 1 << 28, 1)),
 )
 _BY_NAME = {param.name: param for param in PARAMETERS}
 
@@ -149,6 +152,15 @@ def _startup_problem(param: _Param, rclpy_message: str) -> str:
     value = re.search(r"value \((.*)\) for parameter|to '(.*)' of type", rclpy_message)
     return param.problem(next(v for v in value.groups() if v is not None) if value
                          else '(%s)' % rclpy_message)
+
+
+@dataclass(frozen=True)
+class _FrameSettings:
+    """The run-time parameters, read once per frame so an update never lands mid-frame."""
+
+    rotation_degrees: int
+    overlay_alpha: float
+    max_input_pixels: int
 
 
 class ConfigurationError(Exception):
@@ -210,6 +222,7 @@ class _Stats:
     # Counter: its key in /diagnostics.
     COUNTERS = {'received': 'frames received', 'processed': 'frames processed',
                 'dropped': 'frames dropped', 'rejected': 'frames rejected',
+                'failed': 'frames failed (errors)',
                 'skipped': 'frames skipped (no subscribers)',
                 'time_jumps': 'time jumps (segmenter restarted)'}
 
@@ -260,6 +273,13 @@ class ImageSegmenterNode(Node):
                                      "'output_confidence_masks' are both false: enable at "
                                      'least one.')
         self._mode = RunningMode[self._value('running_mode')]
+        self._settings = self._read_settings()
+        # Iron and later: a new snapshot after each update, even of several parameters at
+        # once, so no frame sees half of one. Humble lacks the hook: each frame reads afresh.
+        post_set = getattr(self, 'add_post_set_parameters_callback', None)
+        self._settings_per_frame = post_set is None
+        if post_set is not None:
+            post_set(self._refresh_settings)
         self._model = self._value('model') or MODEL_SELECTION[self._value('model_selection')]
         self._segmenter = self._create_segmenter()
         self._last_stamp_ms: Optional[int] = None
@@ -289,6 +309,13 @@ class ImageSegmenterNode(Node):
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
+
+    def _read_settings(self) -> _FrameSettings:
+        return _FrameSettings(**{field.name: self._value(field.name)
+                                 for field in fields(_FrameSettings)})
+
+    def _refresh_settings(self, parameters: List[Parameter]) -> None:
+        self._settings = self._read_settings()
 
     def _create_segmenter(self) -> ImageSegmenter:
         options = ImageSegmenterOptions(
@@ -395,12 +422,18 @@ class ImageSegmenterNode(Node):
             msg = self._queue.get()
             if msg is None:
                 return
+            settings = self._read_settings() if self._settings_per_frame else self._settings
             try:
-                self._process(msg)
+                self._process(msg, settings)
             except Exception as error:  # The worker must outlive any single frame.
-                self._stats.count('rejected')
-                self.get_logger().error('Failed to segment a frame: %r' % error,
-                                        throttle_duration_sec=WARN_PERIOD_SEC)
+                if not self.context.ok():  # shutting down: publishers are gone, not broken
+                    return
+                self._stats.count('failed')
+                self.get_logger().error(
+                    'Failed to process a frame from %s (%s: %s); it was not published, the '
+                    'next frame is processed as usual.' % (
+                        self._input_topic, type(error).__name__, str(error).strip()),
+                    throttle_duration_sec=WARN_PERIOD_SEC)
 
     def _wanted(self) -> Tuple[bool, List[int], bool]:
         """Which outputs have subscribers: category mask, confidence indices, overlay."""
@@ -409,17 +442,17 @@ class ImageSegmenterNode(Node):
                        if pub.get_subscription_count()]
         return category, confidences, self._overlay_pub.get_subscription_count() > 0
 
-    def _process(self, msg: Any) -> None:
+    def _process(self, msg: Any, settings: _FrameSettings) -> None:
         category, confidences, overlay = self._wanted()
         if not (category or confidences or overlay):
             self._stats.count('skipped')
             return
         start = time.perf_counter()
         try:
-            image = (compressed_to_array(msg) if isinstance(msg, CompressedImage)
-                     else image_to_array(msg))
+            convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
+            image = convert(msg, settings.max_input_pixels)
             result = self._segment(image, msg.header.stamp, bool(confidences),
-                                   category or overlay)
+                                   category or overlay, settings.rotation_degrees)
         except (InvalidImageError, ValueError) as error:
             self._stats.count('rejected')
             self.get_logger().warning('Rejected a frame from %s: %s' % (self._input_topic, error),
@@ -427,6 +460,8 @@ class ImageSegmenterNode(Node):
             return
         if result is None:
             return
+        if not all(np.isfinite(result.confidence_masks[index]).all() for index in confidences):
+            raise FloatingPointError('the model produced NaN or infinite confidences')
         header = msg.header
         if category:
             self._category_pub.publish(
@@ -436,7 +471,7 @@ class ImageSegmenterNode(Node):
                 Image(header=header, **image_fields(result.confidence_masks[index], '32FC1')))
         if overlay:
             picture, encoding = render_overlay(image, result.category_mask,
-                                               self._value('overlay_alpha'),
+                                               settings.overlay_alpha,
                                                getattr(msg, 'encoding', None))
             self._overlay_pub.publish(Image(header=header, **image_fields(picture, encoding)))
         latency = None
@@ -445,9 +480,8 @@ class ImageSegmenterNode(Node):
         self._stats.frame_done((time.perf_counter() - start) * 1000.0, latency)
 
     def _segment(self, image: np.ndarray, stamp: Any, confidence: bool,
-                 category: bool) -> Optional[ImageSegmenterResult]:
+                 category: bool, rotation: int) -> Optional[ImageSegmenterResult]:
         """Run the engine for the requested masks; None when a VIDEO frame must be skipped."""
-        rotation = self._value('rotation_degrees')
         if self._mode != RunningMode.VIDEO:
             return self._segmenter.segment(image, rotation, output_confidence_masks=confidence,
                                            output_category_mask=category)
@@ -477,7 +511,9 @@ class ImageSegmenterNode(Node):
     def _publish_diagnostics(self) -> None:
         counts, processing, latency = self._stats.snapshot()
         level, message = DiagnosticStatus.OK, 'Segmenting'
-        if counts['rejected']:
+        if counts['failed']:
+            level, message = DiagnosticStatus.WARN, '%d frames failed' % counts['failed']
+        elif counts['rejected']:
             level, message = DiagnosticStatus.WARN, '%d frames rejected' % counts['rejected']
         elif counts['dropped'] and self._mode != RunningMode.LIVE_STREAM:
             level, message = DiagnosticStatus.WARN, '%d frames dropped' % counts['dropped']
@@ -499,7 +535,8 @@ class ImageSegmenterNode(Node):
 
     def destroy_node(self) -> None:
         self._queue.close()
-        self._worker.join()
+        # A frame in flight finishes in milliseconds; never let a stuck one hold up shutdown.
+        self._worker.join(timeout=1.0)
         self._segmenter.close()
         super().destroy_node()
 
