@@ -229,12 +229,15 @@ class _Stats:
     def __init__(self):
         self._lock = threading.Lock()
         self.counts = dict.fromkeys(self.COUNTERS, 0)
+        self.last_reason = {'rejected': 'none', 'failed': 'none'}
         self.processing_ms: Deque[float] = collections.deque(maxlen=STATS_WINDOW)
         self.latency_ms: Deque[float] = collections.deque(maxlen=STATS_WINDOW)
 
-    def count(self, counter: str) -> None:
+    def count(self, counter: str, reason: Optional[str] = None) -> None:
         with self._lock:
             self.counts[counter] += 1
+            if reason is not None:
+                self.last_reason[counter] = reason
 
     def frame_done(self, processing_ms: float, latency_ms: Optional[float]) -> None:
         with self._lock:
@@ -284,6 +287,7 @@ class ImageSegmenterNode(Node):
         self._segmenter = self._create_segmenter()
         self._last_stamp_ms: Optional[int] = None
         self._stats = _Stats()
+        self._warned: Dict[str, float] = {}  # kind of rejection -> when it was last warned of
         self._queue = _FrameQueue(
             1 if self._mode == RunningMode.LIVE_STREAM else self._value('queue_size'))
         self._create_topics()
@@ -428,11 +432,11 @@ class ImageSegmenterNode(Node):
             except Exception as error:  # The worker must outlive any single frame.
                 if not self.context.ok():  # shutting down: publishers are gone, not broken
                     return
-                self._stats.count('failed')
+                reason = '%s: %s' % (type(error).__name__, str(error).strip())
+                self._stats.count('failed', reason)
                 self.get_logger().error(
-                    'Failed to process a frame from %s (%s: %s); it was not published, the '
-                    'next frame is processed as usual.' % (
-                        self._input_topic, type(error).__name__, str(error).strip()),
+                    'Failed to process a frame from %s (%s); it was not published, the next '
+                    'frame is processed as usual.' % (self._input_topic, reason),
                     throttle_duration_sec=WARN_PERIOD_SEC)
 
     def _wanted(self) -> Tuple[bool, List[int], bool]:
@@ -454,9 +458,7 @@ class ImageSegmenterNode(Node):
             result = self._segment(image, msg.header.stamp, bool(confidences),
                                    category or overlay, settings.rotation_degrees)
         except (InvalidImageError, ValueError) as error:
-            self._stats.count('rejected')
-            self.get_logger().warning('Rejected a frame from %s: %s' % (self._input_topic, error),
-                                      throttle_duration_sec=WARN_PERIOD_SEC)
+            self._reject(str(error))
             return
         if result is None:
             return
@@ -478,6 +480,20 @@ class ImageSegmenterNode(Node):
         if header.stamp.sec or header.stamp.nanosec:
             latency = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
         self._stats.frame_done((time.perf_counter() - start) * 1000.0, latency)
+
+    def _reject(self, reason: str) -> None:
+        """Count a bad frame; warn at most every WARN_PERIOD_SEC per kind of problem."""
+        self._stats.count('rejected', reason)
+        # The kind is the reason without its numbers and quoted values; the table is capped so
+        # that a publisher of endless odd encodings cannot grow it.
+        kind = re.sub(r"\d+|'[^']*'|\"[^\"]*\"", '', reason)
+        now = time.monotonic()
+        if now - self._warned.get(kind, -WARN_PERIOD_SEC) < WARN_PERIOD_SEC:
+            return
+        if len(self._warned) > 64:
+            self._warned.clear()
+        self._warned[kind] = now
+        self.get_logger().warning('Rejected a frame from %s: %s' % (self._input_topic, reason))
 
     def _segment(self, image: np.ndarray, stamp: Any, confidence: bool,
                  category: bool, rotation: int) -> Optional[ImageSegmenterResult]:
@@ -523,6 +539,8 @@ class ImageSegmenterNode(Node):
                   for name, value in counts.items()]
         values += _percentiles('processing time', processing)
         values += _percentiles('latency', latency)
+        values += [KeyValue(key='last %s frame' % counter, value=reason)
+                   for counter, reason in self._stats.last_reason.items()]
         values += [KeyValue(key='model', value=self._model),
                    KeyValue(key='running mode', value=self._mode.name),
                    KeyValue(key='input topic', value=self._input_topic)]
