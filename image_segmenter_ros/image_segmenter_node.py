@@ -24,12 +24,11 @@ from dataclasses import dataclass, fields
 import re
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -42,116 +41,21 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
-import yaml
 
-from . import ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult, RunningMode
-from .image_conversions import (compressed_to_array, image_fields, image_to_array,
-                                InvalidImageError, render_overlay)
-from .visualization import class_colour
+from . import ImageSegmenter, ImageSegmenterResult, RunningMode
+from .image_conversions import compressed_to_array, image_to_array, InvalidImageError
+from .outputs import (category_message, confidence_message, confidence_topics, labels_yaml,
+                      overlay_message)
+from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
+                         model_name, PARAMETERS, startup_problem)
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
-# The legacy Selfie Segmentation option `model_selection`: 0 general, 1 landscape.
-MODEL_SELECTION = ('selfie_segmentation', 'selfie_segmentation_landscape')
-RUNNING_MODES = tuple(mode.name for mode in RunningMode)
-INPUT_TRANSPORTS = ('raw', 'compressed')
 WARN_PERIOD_SEC = 5.0
 STATS_WINDOW = 300  # frames behind each percentile in /diagnostics
-
-
-@dataclass(frozen=True)
-class _Param:
-    """One parameter: default (which fixes its type), help, constraints, reload needed."""
-
-    name: str
-    default: Any
-    description: str
-    read_only: bool = True
-    choices: Tuple[Any, ...] = ()
-    integer_range: Optional[Tuple[int, int, int]] = None
-    float_range: Optional[Tuple[float, float]] = None
-
-    def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
-        if self.choices:
-            descriptor.additional_constraints = 'One of: %s.' % ', '.join(map(str, self.choices))
-        if self.integer_range:
-            low, high, step = self.integer_range
-            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=step)]
-        if self.float_range:
-            low, high = self.float_range
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=low, to_value=high, step=0.0)]
-        return descriptor
-
-    def allowed(self) -> str:
-        """Describe the allowed values, for error messages."""
-        if self.choices:
-            return 'one of ' + ', '.join(map(str, self.choices))
-        if self.integer_range:
-            low, high, step = self.integer_range
-            return 'an integer from %d to %d%s' % (low, high,
-                                                   ' in steps of %d' % step if step > 1 else '')
-        if self.float_range:
-            return 'a number from %g to %g' % self.float_range
-        return {bool: 'true or false', str: 'a string'}[type(self.default)]
-
-    def problem(self, value_text: str) -> str:
-        return "Parameter '%s' must be %s, got %s." % (self.name, self.allowed(), value_text)
-
-    def check(self, value: Any) -> Optional[str]:
-        """Return why ``value`` is not allowed, or None (rclpy checks types and ranges)."""
-        if self.choices and value not in self.choices:
-            return self.problem(repr(value))
-        return None
-
-
-PARAMETERS = (
-    _Param('model', '', 'Segmentation model: a short name from models/manifest.yaml '
-           '(e.g. selfie_segmentation, selfie_multiclass_256x256) or a .tflite path; '
-           'empty: the model chosen by model_selection.'),
-    _Param('model_selection', 0, 'Legacy Selfie Segmentation option, used when model is '
-           'empty: 0 general (256x256, selfie_segmentation), 1 landscape (144x256, '
-           'selfie_segmentation_landscape).', integer_range=(0, 1, 1)),
-    _Param('running_mode', 'LIVE_STREAM', 'LIVE_STREAM: segment the newest frame, drop stale '
-           'ones; VIDEO: every frame in order, timestamps from header.stamp; IMAGE: every frame '
-           'independently.', choices=RUNNING_MODES),
-    _Param('output_category_mask', True, 'Publish category_mask (mono8, class index per '
-           'pixel).'),
-    _Param('output_confidence_masks', True, 'Publish confidence_masks/<label> (32FC1), one '
-           'topic per class.'),
-    _Param('display_names_locale', 'en', 'Locale of the class display names in the labels '
-           'topic, when the model metadata has them.'),
-    _Param('rotation_degrees', 0, 'Clockwise rotation that makes the camera image upright; '
-           'masks stay in the input image frame.', read_only=False,
-           integer_range=(0, 270, 90)),
-    _Param('num_threads', 2, 'CPU threads of the inference runtime.',
-           integer_range=(1, 64, 1)),
-    _Param('overlay_alpha', 0.5, 'Opacity of the class colours on the overlay topic.',
-           read_only=False, float_range=(0.0, 1.0)),
-    _Param('input_transport', 'raw', 'raw: subscribe to image (sensor_msgs/Image); '
-           'compressed: subscribe to image/compressed (jpeg or png).',
-           choices=INPUT_TRANSPORTS),
-    _Param('queue_size', 10, 'Frames waiting in VIDEO and IMAGE modes; when full the oldest '
-           'is dropped, counted and warned about (LIVE_STREAM always keeps only the newest).',
-           integer_range=(1, 1000, 1)),
-    _Param('max_input_pixels', 4096 * 4096, 'Largest input (width x height) accepted; larger '
-           'frames are rejected from their header, before any decoding or allocation.',
-           read_only=False, integer_range=(1, 1 << 28, 1)),
-)
-_BY_NAME = {param.name: param for param in PARAMETERS}
-
-
-def _startup_problem(param: _Param, rclpy_message: str) -> str:
-    """Turn rclpy's rejection of a parameter override into our one-sentence message."""
-    if "Parameter '%s' must be" % param.name in rclpy_message:  # our own check
-        return rclpy_message.split('Reason: ', 1)[-1].rsplit(': ' + param.name, 1)[0]
-    value = re.search(r"value \((.*)\) for parameter|to '(.*)' of type", rclpy_message)
-    return param.problem(next(v for v in value.groups() if v is not None) if value
-                         else '(%s)' % rclpy_message)
 
 
 @dataclass(frozen=True)
@@ -161,21 +65,6 @@ class _FrameSettings:
     rotation_degrees: int
     overlay_alpha: float
     max_input_pixels: int
-
-
-class ConfigurationError(Exception):
-    """A parameter value or model the node cannot start with; the message is one sentence."""
-
-
-def topic_token(label: str, index: int, taken: Sequence[str]) -> str:
-    """Turn a class label into a valid, unique ROS topic name token (hair -> hair)."""
-    token = re.sub(r'[^a-z0-9_]+', '_', label.lower()).strip('_')
-    token = re.sub(r'_+', '_', token)
-    if not token:
-        token = 'class_%d' % index
-    elif token[0].isdigit():
-        token = 'class_' + token
-    return token if token not in taken else '%s_%d' % (token, index)
 
 
 def stamp_to_ms(stamp: Any) -> int:
@@ -270,11 +159,8 @@ class ImageSegmenterNode(Node):
             try:
                 self.declare_parameter(param.name, param.default, param.descriptor())
             except (InvalidParameterValueException, InvalidParameterTypeException) as error:
-                raise ConfigurationError(_startup_problem(param, str(error))) from None
-        if not (self._value('output_category_mask') or self._value('output_confidence_masks')):
-            raise ConfigurationError("Parameters 'output_category_mask' and "
-                                     "'output_confidence_masks' are both false: enable at "
-                                     'least one.')
+                raise ConfigurationError(startup_problem(param, str(error))) from None
+        check_outputs(self._value)
         self._mode = RunningMode[self._value('running_mode')]
         self._settings = self._read_settings()
         # Iron and later: a new snapshot after each update, even of several parameters at
@@ -283,7 +169,7 @@ class ImageSegmenterNode(Node):
         self._settings_per_frame = post_set is None
         if post_set is not None:
             post_set(self._refresh_settings)
-        self._model = self._value('model') or MODEL_SELECTION[self._value('model_selection')]
+        self._model = model_name(self._value)
         self._segmenter = self._create_segmenter()
         self._last_stamp_ms: Optional[int] = None
         self._stats = _Stats()
@@ -308,7 +194,7 @@ class ImageSegmenterNode(Node):
 
     def _check_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
         for parameter in parameters:
-            spec = _BY_NAME.get(parameter.name)
+            spec = BY_NAME.get(parameter.name)
             reason = spec.check(parameter.value) if spec else None
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
@@ -322,20 +208,9 @@ class ImageSegmenterNode(Node):
         self._settings = self._read_settings()
 
     def _create_segmenter(self) -> ImageSegmenter:
-        options = ImageSegmenterOptions(
-            model_path=self._model,
-            # The node keeps its own live-stream slot, so LIVE_STREAM frames are single images.
-            running_mode=RunningMode.VIDEO if self._mode == RunningMode.VIDEO
-            else RunningMode.IMAGE,
-            output_category_mask=self._value('output_category_mask'),
-            output_confidence_masks=self._value('output_confidence_masks'),
-            display_names_locale=self._value('display_names_locale'),
-            num_threads=self._value('num_threads'))
-        try:
-            return ImageSegmenter.create_from_options(options)
-        except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError) as error:
-            raise ConfigurationError("Parameter 'model' (%r): %s" % (self._model, error)) \
-                from None
+        # The node keeps its own live-stream slot, so LIVE_STREAM frames are single images.
+        return create_segmenter(self._value, RunningMode.VIDEO
+                                if self._mode == RunningMode.VIDEO else RunningMode.IMAGE)
 
     # Topics
 
@@ -352,17 +227,15 @@ class ImageSegmenterNode(Node):
 
         self._category_pub = (publisher(Image, 'category_mask')
                               if self._value('output_category_mask') else None)
-        self._confidence_pubs = []
-        tokens: List[str] = []
-        for index, label in enumerate(self._segmenter.labels):
-            tokens.append(topic_token(label, index, tokens))
-            if self._value('output_confidence_masks'):
-                self._confidence_pubs.append(publisher(Image, 'confidence_masks/' + tokens[-1]))
+        self._confidence_pubs = [publisher(Image, topic) for topic in confidence_topics(
+            self._segmenter.labels)] if self._value('output_confidence_masks') else []
         self._overlay_pub = publisher(Image, 'overlay')
         self._labels_pub = self.create_publisher(String, 'labels', QoSProfile(
             depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
-        self._labels_pub.publish(String(data=self._labels_yaml(tokens)))
+        self._labels_pub.publish(String(data=labels_yaml(
+            self._model, self._value('display_names_locale'), self._segmenter.labels,
+            self._segmenter.display_names)))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         compressed = self._value('input_transport') == 'compressed'
@@ -375,16 +248,6 @@ class ImageSegmenterNode(Node):
             event_callbacks=SubscriptionEventCallbacks(
                 incompatible_qos=lambda info: self._incompatible_qos(
                     info, self._input_topic, 'subscription', qos_profile_sensor_data)))
-
-    def _labels_yaml(self, tokens: List[str]) -> str:
-        classes = [{'index': index, 'name': label, 'display_name': display,
-                    'color': list(class_colour(index)),
-                    'confidence_topic': 'confidence_masks/' + token}
-                   for index, (label, display, token) in enumerate(
-                       zip(self._segmenter.labels, self._segmenter.display_names, tokens))]
-        return yaml.safe_dump({'model': self._model,
-                               'display_names_locale': self._value('display_names_locale'),
-                               'classes': classes}, sort_keys=False)
 
     def _incompatible_qos(self, info: Any, topic: str, side: str, ours: QoSProfile) -> None:
         """Say which QoS override fixes a peer that DDS silently refuses to connect."""
@@ -466,16 +329,13 @@ class ImageSegmenterNode(Node):
             raise FloatingPointError('the model produced NaN or infinite confidences')
         header = msg.header
         if category:
-            self._category_pub.publish(
-                Image(header=header, **image_fields(result.category_mask, 'mono8')))
+            self._category_pub.publish(category_message(header, result))
         for index in confidences:
-            self._confidence_pubs[index].publish(
-                Image(header=header, **image_fields(result.confidence_masks[index], '32FC1')))
+            self._confidence_pubs[index].publish(confidence_message(header, result, index))
         if overlay:
-            picture, encoding = render_overlay(image, result.category_mask,
-                                               settings.overlay_alpha,
-                                               getattr(msg, 'encoding', None))
-            self._overlay_pub.publish(Image(header=header, **image_fields(picture, encoding)))
+            self._overlay_pub.publish(overlay_message(header, image, result,
+                                                      settings.overlay_alpha,
+                                                      getattr(msg, 'encoding', None)))
         latency = None
         if header.stamp.sec or header.stamp.nanosec:
             latency = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
@@ -555,6 +415,8 @@ class ImageSegmenterNode(Node):
         self._queue.close()
         # A frame in flight finishes in milliseconds; never let a stuck one hold up shutdown.
         self._worker.join(timeout=1.0)
+        if self._worker.is_alive():
+            self.get_logger().warning('The worker thread did not stop within 1 s of shutdown.')
         self._segmenter.close()
         super().destroy_node()
 
