@@ -1,0 +1,220 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The segmenter's parameters, shared by the node and the offline tools.
+
+One table gives names, defaults, descriptors and the one-sentence errors, so a parameter
+file from config/ means the same to ``image_segmenter_node`` and to ``segment_bag``.
+"""
+
+from dataclasses import dataclass
+import math
+from pathlib import Path
+import re
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
+import yaml
+
+from .segmenter import ImageSegmenter, ImageSegmenterOptions, RunningMode
+
+NODE_NAME = 'image_segmenter'
+# The legacy Selfie Segmentation option `model_selection`: 0 general, 1 landscape.
+MODEL_SELECTION = ('selfie_segmentation', 'selfie_segmentation_landscape')
+RUNNING_MODES = tuple(mode.name for mode in RunningMode)
+INPUT_TRANSPORTS = ('raw', 'compressed')
+# rclpy's tolerance at the edges of a floating point range (Node.PARAM_REL_TOL).
+_FLOAT_EDGE_TOLERANCE = 1e-6
+
+
+class ConfigurationError(Exception):
+    """A parameter value or model the segmenter cannot start with; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter: default (which fixes its type), help, constraints, reload needed."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    choices: Tuple[Any, ...] = ()
+    integer_range: Optional[Tuple[int, int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        if self.choices:
+            descriptor.additional_constraints = 'One of: %s.' % ', '.join(map(str, self.choices))
+        if self.integer_range:
+            low, high, step = self.integer_range
+            descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=step)]
+        if self.float_range:
+            low, high = self.float_range
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+        return descriptor
+
+    def allowed(self) -> str:
+        """Describe the allowed values, for error messages."""
+        if self.choices:
+            return 'one of ' + ', '.join(map(str, self.choices))
+        if self.integer_range:
+            low, high, step = self.integer_range
+            return 'an integer from %d to %d%s' % (low, high,
+                                                   ' in steps of %d' % step if step > 1 else '')
+        if self.float_range:
+            return 'a number from %g to %g' % self.float_range
+        return {bool: 'true or false', str: 'a string'}[type(self.default)]
+
+    def problem(self, value_text: str) -> str:
+        return "Parameter '%s' must be %s, got %s." % (self.name, self.allowed(), value_text)
+
+    def check(self, value: Any) -> Optional[str]:
+        """Return why ``value`` is not allowed, or None (rclpy checks types and ranges)."""
+        if self.choices and value not in self.choices:
+            return self.problem(repr(value))
+        return None
+
+    def validate(self, value: Any) -> Optional[str]:
+        """
+        Return why ``value`` is not allowed, or None, without a node.
+
+        Applies rclpy's type and range rules before ``check``, and words every rejection as
+        the node does at start-up, so tools without a ROS graph refuse what the node refuses.
+        """
+        if type(value) is not type(self.default):
+            return self.problem(str(value))
+        if self.integer_range:
+            low, high, step = self.integer_range
+            if value not in (low, high) and not (low < value < high and
+                                                 (value - low) % step == 0):
+                return self.problem(str(value))
+        if self.float_range:
+            low, high = self.float_range
+            at_edge = any(math.isclose(value, edge, rel_tol=_FLOAT_EDGE_TOLERANCE)
+                          for edge in (low, high))
+            if not (at_edge or low < value < high):
+                return self.problem(str(value))
+        return self.check(value)
+
+
+PARAMETERS = (
+    ParameterSpec('model', '', 'Segmentation model: a short name from models/manifest.yaml '
+                  '(e.g. selfie_segmentation, selfie_multiclass_256x256) or a .tflite path; '
+                  'empty: the model chosen by model_selection.'),
+    ParameterSpec('model_selection', 0, 'Legacy Selfie Segmentation option, used when model '
+                  'is empty: 0 general (256x256, selfie_segmentation), 1 landscape (144x256, '
+                  'selfie_segmentation_landscape).', integer_range=(0, 1, 1)),
+    ParameterSpec('running_mode', 'LIVE_STREAM', 'LIVE_STREAM: segment the newest frame, drop '
+                  'stale ones; VIDEO: every frame in order, timestamps from header.stamp; '
+                  'IMAGE: every frame independently.', choices=RUNNING_MODES),
+    ParameterSpec('output_category_mask', True, 'Publish category_mask (mono8, class index '
+                  'per pixel).'),
+    ParameterSpec('output_confidence_masks', True, 'Publish confidence_masks/<label> (32FC1), '
+                  'one topic per class.'),
+    ParameterSpec('display_names_locale', 'en', 'Locale of the class display names in the '
+                  'labels topic, when the model metadata has them.'),
+    ParameterSpec('rotation_degrees', 0, 'Clockwise rotation that makes the camera image '
+                  'upright; masks stay in the input image frame.', read_only=False,
+                  integer_range=(0, 270, 90)),
+    ParameterSpec('num_threads', 2, 'CPU threads of the inference runtime.',
+                  integer_range=(1, 64, 1)),
+    ParameterSpec('overlay_alpha', 0.5, 'Opacity of the class colours on the overlay topic.',
+                  read_only=False, float_range=(0.0, 1.0)),
+    ParameterSpec('input_transport', 'raw', 'raw: subscribe to image (sensor_msgs/Image); '
+                  'compressed: subscribe to image/compressed (jpeg or png).',
+                  choices=INPUT_TRANSPORTS),
+    ParameterSpec('queue_size', 10, 'Frames waiting in VIDEO and IMAGE modes; when full the '
+                  'oldest is dropped, counted and warned about (LIVE_STREAM always keeps only '
+                  'the newest).', integer_range=(1, 1000, 1)),
+    ParameterSpec('max_input_pixels', 4096 * 4096, 'Largest input (width x height) accepted; '
+                  'larger frames are rejected from their header, before any decoding or '
+                  'allocation.', read_only=False, integer_range=(1, 1 << 28, 1)),
+)
+BY_NAME = {param.name: param for param in PARAMETERS}
+
+
+def startup_problem(param: ParameterSpec, rclpy_message: str) -> str:
+    """Turn rclpy's rejection of a parameter override into our one-sentence message."""
+    if "Parameter '%s' must be" % param.name in rclpy_message:  # our own check
+        return rclpy_message.split('Reason: ', 1)[-1].rsplit(': ' + param.name, 1)[0]
+    value = re.search(r"value \((.*)\) for parameter|to '(.*)' of type", rclpy_message)
+    return param.problem(next(v for v in value.groups() if v is not None) if value
+                         else '(%s)' % rclpy_message)
+
+
+def check_outputs(value: Callable[[str], Any]) -> None:
+    """Refuse a configuration that would publish nothing (``value`` reads a parameter)."""
+    if not (value('output_category_mask') or value('output_confidence_masks')):
+        raise ConfigurationError("Parameters 'output_category_mask' and "
+                                 "'output_confidence_masks' are both false: enable at "
+                                 'least one.')
+
+
+def model_name(value: Callable[[str], Any]) -> str:
+    """Return the model to load: ``model``, else the legacy ``model_selection``."""
+    return value('model') or MODEL_SELECTION[value('model_selection')]
+
+
+def create_segmenter(value: Callable[[str], Any], running_mode: RunningMode) -> ImageSegmenter:
+    """Create the engine the parameters describe; a bad model is one ConfigurationError."""
+    model = model_name(value)
+    options = ImageSegmenterOptions(
+        model_path=model, running_mode=running_mode,
+        output_category_mask=value('output_category_mask'),
+        output_confidence_masks=value('output_confidence_masks'),
+        display_names_locale=value('display_names_locale'),
+        num_threads=value('num_threads'))
+    try:
+        return ImageSegmenter.create_from_options(options)
+    except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError) as error:
+        raise ConfigurationError("Parameter 'model' (%r): %s" % (model, error)) from None
+
+
+def load_parameters(params_file: Optional[Path] = None,
+                    overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """
+    Read the node's parameters from a ROS parameter file, validated, with defaults filled in.
+
+    The file is read like ``--params-file``: entries under ``/**`` and under any node named
+    ``image_segmenter`` apply, other parameters (qos_overrides, ...) are ignored, and
+    ``overrides`` act like ``-p name:=value``. Raises ConfigurationError with the node's
+    sentence for the first invalid value.
+    """
+    values = {param.name: param.default for param in PARAMETERS}
+    if params_file is not None:
+        try:
+            content = yaml.safe_load(Path(params_file).read_text())
+            if not isinstance(content, dict):
+                raise TypeError('not a ROS parameter file (no node names at the top level)')
+            nodes = [key for key in content
+                     if key == '/**' or str(key).rstrip('/').rsplit('/', 1)[-1] == NODE_NAME]
+            loaded = parameter_dict_from_yaml_file(str(params_file), use_wildcard=True,
+                                                   target_nodes=nodes) if nodes else {}
+        except (OSError, yaml.YAMLError, TypeError, RuntimeError) as error:
+            raise ConfigurationError('Cannot read parameters file %s: %s'
+                                     % (params_file, error)) from None
+        values.update((name, Parameter.from_parameter_msg(msg).value)
+                      for name, msg in loaded.items() if name in BY_NAME)
+    values.update(overrides or {})
+    for name, value in values.items():
+        reason = BY_NAME[name].validate(value)
+        if reason:
+            raise ConfigurationError(reason)
+    check_outputs(values.get)
+    return values
