@@ -48,5 +48,10 @@ test: setup
 bench: setup
 	$(PY) benchmarks/engine_benchmark.py
 
+# Burst, sustained rate, VIDEO, soak and two-camera runs of the node; writes docs/reliability.md.
+.PHONY: stress
+stress: setup
+	$(PY) benchmarks/stress_benchmark.py
+
 clean:
 	rm -rf $(VENV) output build install log
