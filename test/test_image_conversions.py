@@ -138,21 +138,50 @@ def test_invalid_compressed_images_are_rejected(data):
         ic.compressed_to_array(SimpleNamespace(format='jpeg', data=data))
 
 
+# Bytes of one pixel in a row (1 for the rest), written out here as an independent oracle.
+PIXEL_BYTES = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono16': 2, 'yuv422': 2,
+               'yuv422_yuy2': 2}
+
+
 @settings(max_examples=400, deadline=None)
-@given(encoding=st.sampled_from(ic.SUPPORTED_ENCODINGS + ('', 'rgb16', 'BGR8')),
-       height=st.integers(0, 9), width=st.integers(0, 9), step=st.integers(0, 40),
-       length=st.integers(0, 400), is_bigendian=st.booleans())
+@given(encoding=st.sampled_from(ic.SUPPORTED_ENCODINGS + ('', 'rgb16', 'BGR8')) |
+       st.text(max_size=8), height=st.integers(0, 9), width=st.integers(0, 9),
+       step=st.integers(0, 40), length=st.integers(0, 400), is_bigendian=st.booleans(),
+       max_pixels=st.none() | st.integers(1, 80))
 def test_any_message_decodes_or_raises_invalid_image_error(encoding, height, width, step,
-                                                           length, is_bigendian):
-    data = np.random.default_rng(length).integers(0, 256, length, dtype=np.uint8).tobytes()
+                                                           length, is_bigendian, max_pixels):
+    """
+    Decode any fields, or raise InvalidImageError only, reading no byte outside the rows.
+
+    The data is a window of a larger buffer, so a read past ``length`` would fail in numpy;
+    a decode must not change when the row padding and the bytes after the last row change.
+    """
+    rng = np.random.default_rng(length)
+    backing = bytearray(rng.integers(0, 256, length + 64, dtype=np.uint8).tobytes())
     msg = SimpleNamespace(encoding=encoding, height=height, width=width, step=step,
-                          is_bigendian=is_bigendian, data=data)
+                          is_bigendian=is_bigendian, data=memoryview(backing)[:length])
     try:
-        decoded = ic.image_to_array(msg)
+        decoded = ic.image_to_array(msg, max_pixels).copy()
     except ic.InvalidImageError:
         return
     assert decoded.dtype == np.uint8 and decoded.shape[:2] == (height, width)
     assert decoded.ndim == 2 or decoded.shape[2] in (3, 4)
+    assert max_pixels is None or height * width <= max_pixels
+    row = width * PIXEL_BYTES.get(encoding, 1)
+    for offset in range(length):
+        if offset % step >= row or offset >= height * step:
+            backing[offset] ^= 0xFF
+    np.testing.assert_array_equal(ic.image_to_array(msg, max_pixels), decoded)
+
+
+@settings(max_examples=100, deadline=None)
+@given(width=st.integers(3, 2 ** 32 - 1), height=st.integers(3, 2 ** 32 - 1))
+def test_huge_declared_sizes_are_refused_before_reading_the_data(width, height):
+    msg = SimpleNamespace(encoding='rgb8', height=height, width=width, step=3 * width,
+                          is_bigendian=False, data=bytes(16))
+    too_big = width * height > 4096 * 4096
+    with pytest.raises(ic.InvalidImageError, match='max_input_pixels' if too_big else 'data has'):
+        ic.image_to_array(msg, 4096 * 4096)
 
 
 @settings(max_examples=100, deadline=None)
@@ -163,6 +192,33 @@ def test_any_compressed_payload_decodes_or_raises_invalid_image_error(data):
     except ic.InvalidImageError:
         return
     assert decoded.dtype == np.uint8
+
+
+@pytest.fixture(scope='module')
+def encoded(frame):
+    """Return the frame (shrunk, so a hundred decodes stay quick) as a jpeg and a png."""
+    small = cv2.cvtColor(cv2.resize(frame, (96, 72)), cv2.COLOR_RGB2BGR)
+    return {ext: cv2.imencode(ext, small)[1].tobytes() for ext in ('.jpg', '.png')}
+
+
+@settings(max_examples=150, deadline=None)
+@given(extension=st.sampled_from(['.jpg', '.png']), cut=st.floats(0.0, 1.0, exclude_max=True),
+       flips=st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(1, 255)),
+                      max_size=4))
+def test_truncated_or_corrupted_real_streams_raise_only_invalid_image_error(
+        encoded, extension, cut, flips):
+    stream = encoded[extension]
+    with pytest.raises(ic.InvalidImageError, match='truncated|neither|no data'):
+        ic.compressed_to_array(SimpleNamespace(format=extension,
+                                               data=stream[:int(cut * len(stream))]))
+    data = bytearray(stream)
+    for position, mask in flips:
+        data[int(position * len(data))] ^= mask
+    try:
+        decoded = ic.compressed_to_array(SimpleNamespace(format=extension, data=bytes(data)))
+    except ic.InvalidImageError:
+        return
+    assert decoded.dtype == np.uint8 and decoded.ndim in (2, 3)
 
 
 @pytest.mark.parametrize('array, encoding, dtype', [
