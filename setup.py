@@ -40,6 +40,11 @@ setup(
         'console_scripts': [
             'fetch_models = image_segmenter_ros.model_catalog:main',
             'image_segmenter_node = image_segmenter_ros.image_segmenter_node:main',
+            'make_sample_bag = image_segmenter_ros.make_sample_bag:main',
+            'record = image_segmenter_ros.record:main',
+            'render = image_segmenter_ros.render:main',
+            'replay_bag = image_segmenter_ros.replay_bag:main',
+            'segment_bag = image_segmenter_ros.segment_bag:main',
         ],
     },
 )

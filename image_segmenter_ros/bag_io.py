@@ -1,0 +1,253 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+rosbag2 files (sqlite3 or mcap) in and out, holding rclpy messages as real CDR bytes.
+
+Reading and writing go through the pure-Python ``rosbags`` library, messages through rclpy's
+own serialization, so a bag written here plays in ``ros2 bag`` and the node sees exactly the
+messages a recording would give it. A bag is written under a temporary name and renamed when
+complete: an interrupted or failed run never leaves something that looks like a finished bag.
+"""
+
+from dataclasses import dataclass
+import importlib
+from pathlib import Path
+import shutil
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from rclpy.duration import Duration
+from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile,
+                       QoSReliabilityPolicy)
+from rclpy.serialization import deserialize_message, serialize_message
+from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
+                                QosReliability, QosTime)
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.typesys import get_typestore, Stores
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+_TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+
+class BagError(Exception):
+    """A bag that cannot be used; the message names the bag (and topic and message index)."""
+
+
+class DecodeError(BagError):
+    """One message that does not decode; tools count and skip it."""
+
+
+def message_class(msgtype: str) -> type:
+    """Return the rclpy class of a rosbag2 type name such as ``sensor_msgs/msg/Image``."""
+    package, kind, name = msgtype.split('/')
+    return getattr(importlib.import_module('%s.%s' % (package, kind)), name)
+
+
+def qos_to_bag(profile: QoSProfile) -> Qos:
+    """Describe an rclpy QoS profile the way rosbag2 stores offered QoS profiles."""
+    def time(duration: Duration) -> QosTime:
+        sec, nsec = divmod(duration.nanoseconds, 10**9)
+        return QosTime(sec, nsec)
+    return Qos(QosHistory(profile.history.value), profile.depth,
+               QosReliability(profile.reliability.value), QosDurability(profile.durability.value),
+               time(profile.deadline), time(profile.lifespan),
+               QosLiveliness(profile.liveliness.value), time(profile.liveliness_lease_duration),
+               profile.avoid_ros_namespace_conventions)
+
+
+def qos_from_bag(profiles: Sequence[Qos], depth: int = 10) -> QoSProfile:
+    """
+    Choose a publisher profile for recorded topics.
+
+    Always reliable, which serves reliable and best-effort subscribers alike (the node's
+    best-effort camera input as well as a test's reliable one); transient local only if
+    every recorded publisher was (latched topics such as ``labels``).
+    """
+    latched = bool(profiles) and all(
+        p.durability == QosDurability.TRANSIENT_LOCAL for p in profiles)
+    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=QoSReliabilityPolicy.RELIABLE,
+                      durability=QoSDurabilityPolicy.TRANSIENT_LOCAL if latched
+                      else QoSDurabilityPolicy.VOLATILE)
+
+
+@dataclass
+class BagMessage:
+    """One stored message: topic, its index on that topic (from 0), receive time, CDR bytes."""
+
+    topic: str
+    index: int
+    timestamp_ns: int
+    raw: bytes
+    msgtype: str
+
+
+class BagReader:
+    """An open rosbag2 of either storage (directory, ``.mcap`` or ``.db3``), detected."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self._reader = Reader(self.path)
+            self._reader.open()
+        except (FileNotFoundError, ReaderError, OSError, ValueError, KeyError) as error:
+            raise BagError('Cannot open bag %s: %s' % (self.path, error)) from None
+        self.topics: Dict[str, str] = {}
+        self.connections: Dict[str, List[Connection]] = {}
+        for connection in self._reader.connections:
+            self.topics[connection.topic] = connection.msgtype
+            self.connections.setdefault(connection.topic, []).append(connection)
+        self._classes: Dict[str, type] = {}
+
+    @property
+    def storage(self) -> str:
+        """Return ``mcap`` or ``sqlite3``."""
+        files = [self.path] if self.path.is_file() else list(self.path.iterdir())
+        return 'mcap' if any(f.suffix == '.mcap' for f in files) else 'sqlite3'
+
+    def image_topics(self) -> List[str]:
+        """Return the topics of sensor_msgs/Image or CompressedImage, sorted."""
+        return sorted(t for t, msgtype in self.topics.items() if msgtype in IMAGE_TYPES)
+
+    def check_topics(self, topics: Sequence[str]) -> None:
+        """Refuse topics the bag does not have, listing those it has."""
+        missing = [topic for topic in topics if topic not in self.topics]
+        if missing:
+            raise BagError('Bag %s has no topic %s; its topics: %s.' % (
+                self.path, ', '.join(missing),
+                ', '.join('%s (%s)' % item for item in sorted(self.topics.items())) or 'none'))
+
+    def count(self, topics: Sequence[str]) -> int:
+        """Return how many messages the bag holds on ``topics``."""
+        return sum(c.msgcount for topic in topics for c in self.connections.get(topic, []))
+
+    def qos(self, topic: str) -> List[Qos]:
+        """Return the QoS profiles the recorded publishers of ``topic`` offered."""
+        return [p for c in self.connections[topic] for p in c.ext.offered_qos_profiles]
+
+    def messages(self, topics: Sequence[str], start_ns: Optional[int] = None
+                 ) -> Iterator[BagMessage]:
+        """Yield the messages of ``topics`` in receive-time order."""
+        connections = [c for topic in topics for c in self.connections[topic]]
+        indices = dict.fromkeys(topics, 0)
+        try:
+            for connection, timestamp, raw in self._reader.messages(connections, start=start_ns):
+                yield BagMessage(connection.topic, indices[connection.topic], timestamp, raw,
+                                 connection.msgtype)
+                indices[connection.topic] += 1
+        except (ReaderError, OSError, ValueError, KeyError, EOFError) as error:
+            raise BagError('Cannot read bag %s after message %d of %s: %s' % (
+                self.path, max(indices.values(), default=0), ', '.join(topics), error)) from None
+
+    def decode(self, message: BagMessage) -> Any:
+        """Return the rclpy message; DecodeError names the bag, topic and message index."""
+        cls = self._classes.get(message.msgtype)
+        if cls is None:
+            cls = self._classes[message.msgtype] = message_class(message.msgtype)
+        try:
+            return deserialize_message(message.raw, cls)
+        except RuntimeError as error:
+            raise DecodeError(describe(self.path, message, error)) from None
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> 'BagReader':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def describe(path: Path, message: BagMessage, error: Any) -> str:
+    """Word a problem with one message: bag, topic, index."""
+    return 'Bag %s, topic %s, message %d: %s' % (
+        path, message.topic, message.index, str(error).strip().splitlines()[0])
+
+
+def refuse_existing(path: Path, force: bool) -> None:
+    """Refuse to replace an existing output unless forced; the old one goes at the end."""
+    if Path(path).exists() and not force:
+        raise BagError('Output %s exists already; pass --force to overwrite it.' % path)
+
+
+class BagWriter:
+    """
+    A rosbag2 being written under a temporary name, renamed to ``path`` by ``close()``.
+
+    ``abort()`` (or leaving the ``with`` block with an exception) removes it, so a failed run
+    leaves no bag; with ``force`` an existing bag at ``path`` is replaced only at the end.
+    """
+
+    def __init__(self, path: Path, storage: str = 'mcap', force: bool = False):
+        self.path = Path(path)
+        refuse_existing(self.path, force)
+        self._staging = self.path.parent / ('.%s.partial' % self.path.name)
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging.mkdir(parents=True)
+        # Inside the staging folder the bag already has its final name, so the storage file
+        # and metadata.yaml need no rewriting when the folder is moved.
+        self._writer = Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST,
+                              storage_plugin=STORAGES[storage])
+        self._writer.open()
+        self._connections: Dict[str, Connection] = {}
+
+    def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = (),
+                  like: Optional[Connection] = None) -> None:
+        """Declare a topic; ``like`` copies a read connection's definition and QoS."""
+        if topic in self._connections:
+            return
+        if like is not None and like.msgdef.data and like.digest:
+            connection = self._writer.add_connection(
+                topic, msgtype, msgdef=like.msgdef.data, rihs01=like.digest,
+                offered_qos_profiles=like.ext.offered_qos_profiles)
+        else:
+            try:
+                connection = self._writer.add_connection(topic, msgtype, typestore=_TYPESTORE,
+                                                         offered_qos_profiles=list(qos))
+            except (KeyError, WriterError) as error:
+                raise BagError('Cannot record %s: message type %s is unknown (%s).'
+                               % (topic, msgtype, error)) from None
+        self._connections[topic] = connection
+
+    def write_raw(self, topic: str, timestamp_ns: int, raw: bytes) -> None:
+        self._writer.write(self._connections[topic], timestamp_ns, raw)
+
+    def write(self, topic: str, timestamp_ns: int, message: Any) -> None:
+        """Serialize an rclpy message with rclpy (real CDR) and store it."""
+        self.write_raw(topic, timestamp_ns, serialize_message(message))
+
+    def close(self) -> None:
+        """Finish the bag and give it its final name."""
+        self._writer.close()
+        if self.path.exists():
+            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+        (self._staging / self.path.name).rename(self.path)
+        self._staging.rmdir()
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def __enter__(self) -> 'BagWriter':
+        return self
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
