@@ -13,84 +13,146 @@
 # limitations under the License.
 
 """
-Demo: segment frames of a real video with the engine and write a picture of the masks.
+Demo: a real video through the live node over DDS, as a bag replay test on a robot.
 
-``python -m image_segmenter_ros.demo`` (run by ``make demo``) writes ``<output>/demo.png``:
-frames of Megamind.avi with the category mask blended in, the confidence mask beside them,
-and prints per-frame timings.
+``python -m image_segmenter_ros.demo`` (run by ``make demo``): turns Megamind.avi into a
+rosbag2 (``make_sample_bag``), starts ``image_segmenter_node`` with the arguments a launch
+file passes (VIDEO mode, reliable input, so every frame is segmented), replays the bag into it
+at recorded speed (``replay_bag``), records the camera and the node's outputs (``record``),
+renders ``<output>/demo.png`` (``render``) and prints latency and throughput. DDS stays on
+the loopback interface, in a domain of its own.
 """
 
 import argparse
 import os
 from pathlib import Path
+import signal
+import subprocess
 import sys
+import tempfile
 import time
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 
-from . import ImageSegmenter, ImageSegmenterOptions, visualization
+from .bag_io import BagReader
+from .make_sample_bag import make_sample_bag
+from .render import render
 
+NAMESPACE = '/camera'
+CAMERA = NAMESPACE + '/image_raw'
+OUTPUTS = [NAMESPACE + '/category_mask', NAMESPACE + '/confidence_masks/selfie']
+PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_VIDEO = Path(os.environ.get(
     'IMAGE_SEGMENTER_ROS_VIDEO_DIR',
     Path.home() / '.cache' / 'image_segmenter_ros' / 'videos')) / 'Megamind.avi'
 
 
-def read_frames(video: Path, count: int) -> List[np.ndarray]:
-    """Read ``count`` RGB frames spread evenly over the video."""
-    capture = cv2.VideoCapture(str(video))
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if not capture.isOpened() or total <= 0:
-        raise FileNotFoundError('Cannot read video %s (run `make videos`).' % video)
-    frames = []
-    for index in np.linspace(0, total - 1, count + 2).astype(int)[1:-1]:
-        capture.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-        ok, frame = capture.read()
-        if ok:
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return frames
+def demo_environment() -> Dict[str, str]:
+    """Keep DDS on loopback, in a domain no other demo or test run shares."""
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               ROS_DOMAIN_ID=os.environ.get('IMAGE_SEGMENTER_DEMO_DOMAIN_ID',
+                                            str(101 + os.getpid() % 60)),
+               RCUTILS_LOGGING_BUFFERED_STREAM='0', PYTHONUNBUFFERED='1')
+    env.pop('ROS_LOCALHOST_ONLY', None)  # Humble's spelling; Jazzy warns when both are set
+    return env
 
 
-def confidence_tile(mask: np.ndarray) -> np.ndarray:
-    """Render a [0, 1] confidence mask as a colour-mapped RGB image."""
-    grey = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+def config_file(model: str) -> Path:
+    """Find the model's parameter file in this checkout or in the installed share folder."""
+    for folder in (PACKAGE_DIR.parent / 'config',
+                   Path(sys.prefix) / 'share' / 'image_segmenter_ros' / 'config'):
+        if (folder / ('%s.yaml' % model)).exists():
+            return folder / ('%s.yaml' % model)
+    raise FileNotFoundError('No parameter file config/%s.yaml.' % model)
+
+
+def tool(name: str) -> List[str]:
+    """Return the command of one of this package's executables, next to this Python."""
+    return [str(Path(sys.executable).parent / name)]
+
+
+def latency_summary(recording: Path) -> Dict[str, object]:
+    """Measure latency (frame received -> mask received, same recorder) and throughput."""
+    arrivals: Dict[str, Dict[tuple, int]] = {}
+    with BagReader(recording) as reader:
+        for message in reader.messages([CAMERA, OUTPUTS[0]]):
+            header = reader.decode(message).header
+            key = (header.stamp.sec, header.stamp.nanosec)
+            arrivals.setdefault(message.topic, {})[key] = message.timestamp_ns
+    frames, masks = arrivals.get(CAMERA, {}), arrivals.get(OUTPUTS[0], {})
+    latency = [(masks[k] - frames[k]) / 1e6 for k in masks if k in frames]
+    span = (max(masks.values()) - min(masks.values())) / 1e9 if len(masks) > 1 else 0.0
+    return {'frames': len(frames), 'masks': len(masks),
+            'latency': np.percentile(latency, [50, 90, 100]) if latency else None,
+            'fps': (len(masks) - 1) / span if span else 0.0}
+
+
+def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
+             work: Path) -> int:
+    """Run every step; return the process exit code."""
+    env = demo_environment()
+    sample, recording = work / 'megamind_bag', work / 'megamind_recording'
+    log_path = work / 'node.log'
+    count = make_sample_bag(video, sample, frames=frames, topic=CAMERA)
+    node = subprocess.Popen(tool('image_segmenter_node') + [
+        '--ros-args', '--params-file', str(config_file(model)), '-r', 'image:=' + CAMERA,
+        '-r', '__ns:=' + NAMESPACE, '-p', 'running_mode:=VIDEO', '-p', 'queue_size:=100',
+        '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA],
+        env=env, stdout=log_path.open('w'), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30.0
+        while 'Segmenting' not in log_path.read_text():
+            if node.poll() is not None or time.monotonic() > deadline:
+                print('The node did not start:\n' + log_path.read_text(), file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+        print('Node: ' + log_path.read_text().strip().splitlines()[-1])
+        expected = count * (1 + len(OUTPUTS)) + 1  # camera, masks, labels
+        recorder = subprocess.Popen(tool('record') + [
+            str(recording), '--topics', CAMERA, *OUTPUTS, NAMESPACE + '/labels',
+            '--count', str(expected), '--duration', str(count / 10.0 + 30.0)], env=env)
+        started = time.monotonic()
+        # Two subscribers, the node and the recorder: no frame goes unseen by either.
+        subprocess.run(tool('replay_bag') + [str(sample), '--wait-for-subscribers', '30',
+                                             '--subscribers', '2'], env=env, check=True)
+        recorder.wait(timeout=count / 10.0 + 40.0)
+        elapsed = time.monotonic() - started
+    finally:
+        node.send_signal(signal.SIGINT)
+        node.wait(timeout=15)
+    output.mkdir(parents=True, exist_ok=True)
+    picture = output / 'demo.png'
+    render(recording, picture)
+    summary = latency_summary(recording)
+    print('\nReplayed %d frames of %s (720x528) through image_segmenter_node (%s, VIDEO mode) '
+          'over DDS in %.1f s; recorded %d masks per output.'
+          % (count, video.name, model, elapsed, summary['masks']))
+    if summary['latency'] is not None:
+        print('Latency, frame received -> category mask received: p50 %.1f ms, p90 %.1f ms, '
+              'max %.1f ms; throughput %.1f masks/s (the bag plays at its recorded rate).'
+              % (*summary['latency'], summary['fps']))
+    print('Wrote %s' % picture)
+    return 0 if summary['masks'] == count else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the demo; return the process exit code."""
+    """Parse the command line and run the demo."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--video', type=Path, default=DEFAULT_VIDEO)
     parser.add_argument('--model', default='selfie_segmentation')
-    parser.add_argument('--frames', type=int, default=6)
+    parser.add_argument('--frames', type=int, help='at most this many frames (default: all)')
     parser.add_argument('--output', type=Path, default=Path('output'))
+    parser.add_argument('--keep-bags', action='store_true',
+                        help='keep the sample bag and the recording in OUTPUT')
     args = parser.parse_args(argv)
-
-    frames = read_frames(args.video, args.frames)
-    options = ImageSegmenterOptions(model_path=args.model, output_category_mask=True)
-    tiles, timings = [], []
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        for frame in frames:
-            start = time.perf_counter()
-            result = segmenter.segment(frame)
-            timings.append((time.perf_counter() - start) * 1000.0)
-            tiles.append(visualization.overlay(frame, result.category_mask))
-            tiles.append(confidence_tile(result.confidence_masks[-1]))
-        labels = segmenter.display_names
-    height, width = frames[0].shape[:2]
-    sheet = visualization.contact_sheet(
-        tiles, labels, columns=4,
-        title='%s on %s (%dx%d): category mask overlay | confidence of "%s"'
-        % (args.model, args.video.name, width, height, labels[-1]))
-    args.output.mkdir(parents=True, exist_ok=True)
-    picture = args.output / 'demo.png'
-    cv2.imwrite(str(picture), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    print('Segmented %d frames of %s with %s: median %.1f ms per frame (both masks).'
-          % (len(frames), args.video.name, args.model, float(np.median(timings))))
-    print('Wrote %s' % picture)
-    return 0
+    if not args.video.exists():
+        print('Sample video %s is missing (run `make videos`).' % args.video, file=sys.stderr)
+        return 1
+    if args.keep_bags:
+        return run_demo(args.video, args.output, args.model, args.frames, args.output)
+    with tempfile.TemporaryDirectory(prefix='image_segmenter_demo_') as work:
+        return run_demo(args.video, args.output, args.model, args.frames, Path(work))
 
 
 if __name__ == '__main__':

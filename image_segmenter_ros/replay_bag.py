@@ -41,7 +41,7 @@ CLOCK_HZ = 40.0
 
 def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bool = False,
            start: float = 0.0, clock: bool = False, wait_for_subscribers: float = 0.0,
-           context: object = None) -> int:
+           context: object = None, subscribers: int = 1) -> int:
     """Publish the messages of ``topics``; return how many were published."""
     import rclpy
     node = rclpy.create_node('replay_bag', context=context, start_parameter_services=False)
@@ -51,10 +51,12 @@ def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bo
     clock_publisher = node.create_publisher(Clock, '/clock', 10) if clock else None
     if wait_for_subscribers:
         deadline = time.monotonic() + wait_for_subscribers
-        while not all(p.get_subscription_count() for p in publishers.values()):
+        while not all(p.get_subscription_count() >= subscribers
+                      for p in publishers.values()):
             if time.monotonic() > deadline:
-                raise BagError('No subscriber on %s after %.0f s.' % (', '.join(
-                    t for t, p in publishers.items() if not p.get_subscription_count()),
+                raise BagError('Fewer than %d subscribers on %s after %.0f s.' % (
+                    subscribers, ', '.join(t for t, p in publishers.items()
+                                           if p.get_subscription_count() < subscribers),
                     wait_for_subscribers))
             time.sleep(0.05)
     first = None
@@ -112,7 +114,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--topics', nargs='+', help='topics to publish (default: the image '
                         'topics)')
     parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SEC',
-                        help='wait up to SEC seconds for a subscriber on every topic')
+                        help='wait up to SEC seconds for subscribers on every topic')
+    parser.add_argument('--subscribers', type=int, default=1, metavar='N',
+                        help='with --wait-for-subscribers: how many to wait for (default 1)')
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error('--rate must be positive')
@@ -127,7 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             context = ros_context()
             try:
                 count = replay(reader, topics, args.rate, args.loop, args.start, args.clock,
-                               args.wait_for_subscribers, context)
+                               args.wait_for_subscribers, context, args.subscribers)
             finally:
                 context.try_shutdown()
         print('%s: published %d messages' % (NAME, count))

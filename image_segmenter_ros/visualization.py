@@ -40,6 +40,12 @@ def overlay(rgb: np.ndarray, category_mask: np.ndarray, alpha: float = 0.5) -> n
     return np.where((category_mask > 0)[:, :, np.newaxis], blended, rgb)
 
 
+def confidence_tile(mask: np.ndarray) -> np.ndarray:
+    """Render a [0, 1] confidence mask as a colour-mapped RGB image."""
+    grey = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+
+
 def contact_sheet(tiles: Sequence[np.ndarray], labels: List[str], columns: int = 4,
                   tile_width: int = 320, title: str = '') -> np.ndarray:
     """Arrange RGB tiles in a grid with a title and a colour legend underneath."""

@@ -1,0 +1,200 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+render: a picture (and optionally a video) of the masks in a bag, for people.
+
+``render BAG OUTPUT.png [--mp4 OUT.mp4]`` pairs each recorded ``category_mask`` with the
+camera frame of the same header, blends the class colours in, and writes a contact sheet of
+frames spread over the bag with a legend of the class colours; beside each frame, the
+confidence mask of the last class when the bag has it. Class names come from the bag's
+``labels`` topic, else from ``--model``. ``--mp4`` writes every paired frame as a video.
+"""
+
+import argparse
+from pathlib import Path
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage
+import yaml
+
+from .bag_io import BagError, BagReader, IMAGE_TYPE, IMAGE_TYPES
+from .cli import join_topic, output_namespace, run
+from .image_conversions import compressed_to_array, image_to_array, render_overlay
+from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC
+from .segmenter import ImageSegmenter
+from .visualization import confidence_tile, contact_sheet
+
+NAME = 'render'
+ALPHA = 0.5
+
+
+def _key(msg: Any) -> Tuple[int, int, str]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id
+
+
+def _pixels(msg: Any) -> np.ndarray:
+    if isinstance(msg, CompressedImage):
+        return compressed_to_array(msg)
+    if msg.encoding == '32FC1':
+        return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
+    return image_to_array(msg)
+
+
+def _topics(reader: BagReader, mask_topic: Optional[str]) -> Tuple[str, List[str]]:
+    """Return the category mask topic and the camera topics its frames may come from."""
+    masks = sorted(t for t, kind in reader.topics.items()
+                   if kind == IMAGE_TYPE and t.endswith('/' + CATEGORY_TOPIC))
+    if mask_topic:
+        reader.check_topics([mask_topic])
+    elif not masks:
+        raise BagError('Bag %s has no %s topic: segment it first (segment_bag), or record '
+                       'the node.' % (reader.path, CATEGORY_TOPIC))
+    mask_topic = mask_topic or masks[0]
+    namespace = mask_topic[:-len(CATEGORY_TOPIC)].rstrip('/') or '/'
+    produced = ('/' + CATEGORY_TOPIC, '/overlay', '/confidence_masks/')
+    cameras = [t for t in reader.image_topics() if not any(p in t for p in produced)]
+    same = [t for t in cameras if output_namespace(t, reader.topics[t]) == namespace]
+    if not (same or cameras):
+        raise BagError('Bag %s has no camera images beside %s (%s).' % (
+            reader.path, mask_topic, ' or '.join(IMAGE_TYPES)))
+    return mask_topic, same or cameras
+
+
+def _labels(reader: BagReader, namespace: str, model: str) -> Dict[str, Any]:
+    """Read the recorded ``labels`` message, else describe the model's classes."""
+    topic = join_topic(namespace, LABELS_TOPIC)
+    if topic in reader.topics:
+        for message in reader.messages([topic]):
+            return yaml.safe_load(reader.decode(message).data)
+    with ImageSegmenter.create_from_model_path(model) as segmenter:
+        names = segmenter.display_names
+    return {'model': model, 'classes': [
+        {'display_name': name, 'confidence_topic': topic}
+        for name, topic in zip(names, confidence_topics(segmenter.labels))]}
+
+
+def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
+           columns: int = 4, model: str = 'selfie_segmentation',
+           mask_topic: Optional[str] = None) -> int:
+    """Write the contact sheet (and video); return the number of frames with a mask."""
+    with BagReader(bag) as reader:
+        mask_topic, cameras = _topics(reader, mask_topic)
+        namespace = mask_topic[:-len(CATEGORY_TOPIC)].rstrip('/') or '/'
+        labels = _labels(reader, namespace, model)
+        classes = labels['classes']
+        confidence = join_topic(namespace, classes[-1]['confidence_topic'])
+        confidence = confidence if confidence in reader.topics else None
+        keys = [_key(reader.decode(m)) for m in reader.messages([mask_topic])]
+        if not keys:
+            raise BagError('Bag %s has no messages on %s.' % (bag, mask_topic))
+        # Spread over the bag, first and last frames left out (often black or cut).
+        spread = np.linspace(0, len(keys) - 1, tiles + 2, dtype=int)
+        chosen = {keys[i] for i in (spread[1:-1] if len(keys) > tiles else spread)}
+        found: Dict[Tuple, Dict[str, np.ndarray]] = {}
+        video = _Video(mp4, keys) if mp4 else None
+        wanted = cameras + [mask_topic] + ([confidence] if confidence else [])
+        for message in reader.messages(wanted):
+            msg = reader.decode(message)
+            key = _key(msg)
+            if key not in chosen and video is None:
+                continue
+            parts = found.setdefault(key, {})
+            parts[message.topic if message.topic in (mask_topic, confidence) else 'image'] = \
+                _pixels(msg)
+            if 'image' in parts and mask_topic in parts:
+                if video is not None:
+                    video.write(_overlay(parts['image'], parts[mask_topic]))
+                if key not in chosen:
+                    del found[key]
+        if video is not None:
+            video.close()
+    pairs = [found[key] for key in sorted(chosen)
+             if 'image' in found.get(key, {}) and mask_topic in found[key]]
+    if not pairs:
+        raise BagError('Bag %s: no %s message has a camera frame with the same header on %s.'
+                       % (bag, mask_topic, ', '.join(cameras)))
+    sheet_tiles = []
+    for parts in pairs:
+        sheet_tiles.append(_overlay(parts['image'], parts[mask_topic]))
+        if confidence in parts:
+            sheet_tiles.append(confidence_tile(parts[confidence]))
+    height, width = pairs[0]['image'].shape[:2]
+    title = '%s on %s (%dx%d): category mask overlay%s' % (
+        labels.get('model', model), bag.name, width, height,
+        ' | confidence of "%s"' % classes[-1]['display_name'] if confidence else '')
+    sheet = contact_sheet(sheet_tiles, [c['display_name'] for c in classes], columns,
+                          title=title)
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(picture), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise BagError('Cannot write %s.' % picture)
+    return len(keys)
+
+
+def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return render_overlay(image, mask, ALPHA, None)[0]
+
+
+class _Video:
+    """An MP4 of overlays at the bag's frame rate (from the header stamps)."""
+
+    def __init__(self, path: Path, keys: Sequence[Tuple[int, int, str]]):
+        stamps = np.array([sec + nanosec * 1e-9 for sec, nanosec, _ in keys])
+        steps = np.diff(stamps)
+        steps = steps[steps > 0]
+        self.fps = float(1.0 / np.median(steps)) if steps.size else 30.0
+        self.path = path
+        self._writer: Optional[cv2.VideoWriter] = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*'mp4v'),
+                                           self.fps, (rgb.shape[1], rgb.shape[0]))
+            if not self._writer.isOpened():
+                raise BagError('Cannot write video %s (no mp4v encoder).' % self.path)
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Parse the command line and render the bag."""
+    parser = argparse.ArgumentParser(prog=NAME, description=__doc__.strip().splitlines()[0])
+    parser.add_argument('bag', type=Path)
+    parser.add_argument('output', type=Path, help='PNG picture to write')
+    parser.add_argument('--mp4', type=Path, help='also write every frame as an MP4 video')
+    parser.add_argument('--tiles', type=int, default=8, help='frames on the picture')
+    parser.add_argument('--columns', type=int, default=4)
+    parser.add_argument('--model', default='selfie_segmentation',
+                        help='class names when the bag has no labels topic')
+    parser.add_argument('--mask-topic', help='default: the first */category_mask topic')
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        count = render(args.bag, args.output, args.mp4, args.tiles, args.columns, args.model,
+                       args.mask_topic)
+        print('%s: %d masked frames in %s; wrote %s%s' % (
+            NAME, count, args.bag, args.output, ' and %s' % args.mp4 if args.mp4 else ''))
+        return 0
+    return run(NAME, body)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
