@@ -259,7 +259,7 @@ def sustained(bench: Bench, seconds: float) -> Dict[str, Any]:
     lat = latency_ms(records)
     received = int(values['frames received'])
     return {'scenario': '1280x720 at 60 Hz for %.0f s (LIVE_STREAM, reliable input)' % seconds,
-            'figures': '%d sent at %.1f Hz, %d received (%d overflowed the keep-last DDS queues '
+            'figures': '%d sent at %.1f Hz, %d received (%d overflowed the keep-last DDS '
                        'queue before the node took them), %d processed (%.1f Hz), %s dropped '
                        'as stale; latency p50 %.0f ms, p90 %.0f ms, '
                        'p99 %.0f ms, max %.0f ms' % (
