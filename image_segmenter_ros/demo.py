@@ -48,14 +48,18 @@ DEFAULT_VIDEO = Path(os.environ.get(
     Path.home() / '.cache' / 'image_segmenter_ros' / 'videos')) / 'Megamind.avi'
 
 
-def demo_environment() -> Dict[str, str]:
-    """Keep DDS on loopback, in a domain no other demo or test run shares."""
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('IMAGE_SEGMENTER_DEMO_DOMAIN_ID',
-                                            str(101 + os.getpid() % 60)),
-               RCUTILS_LOGGING_BUFFERED_STREAM='0', PYTHONUNBUFFERED='1')
-    env.pop('ROS_LOCALHOST_ONLY', None)  # Humble's spelling; Jazzy warns when both are set
-    return env
+def use_demo_environment() -> Dict[str, str]:
+    """
+    Keep DDS on loopback, in a domain no other demo or test run shares.
+
+    Set in this process (it looks at the graph too) and inherited by every step.
+    """
+    os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+                      ROS_DOMAIN_ID=os.environ.get('IMAGE_SEGMENTER_DEMO_DOMAIN_ID',
+                                                   str(101 + os.getpid() % 60)),
+                      RCUTILS_LOGGING_BUFFERED_STREAM='0', PYTHONUNBUFFERED='1')
+    os.environ.pop('ROS_LOCALHOST_ONLY', None)  # Humble's spelling; Jazzy warns with both
+    return dict(os.environ)
 
 
 def config_file(model: str) -> Path:
@@ -70,6 +74,31 @@ def config_file(model: str) -> Path:
 def tool(name: str) -> List[str]:
     """Return the command of one of this package's executables, next to this Python."""
     return [str(Path(sys.executable).parent / name)]
+
+
+def wait_for_subscribers(topics: Sequence[str], env: Dict[str, str],
+                         timeout: float = 30.0) -> None:
+    """
+    Wait until the recorder subscribes to the node's outputs.
+
+    The node computes an output only while it has a subscriber, so frames replayed before it
+    sees the recorder would be skipped (as they should be on a robot).
+    """
+    import rclpy
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=int(env['ROS_DOMAIN_ID']))
+    node = rclpy.create_node('demo_graph_probe', context=context,
+                             start_parameter_services=False)
+    try:
+        deadline = time.monotonic() + timeout
+        while not all(node.count_subscribers(topic) for topic in topics):
+            if time.monotonic() > deadline:
+                raise TimeoutError('The recorder did not subscribe to %s.' % ', '.join(topics))
+            time.sleep(0.05)
+        time.sleep(0.5)  # the node's own view of the new subscriptions
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
 
 
 def latency_summary(recording: Path) -> Dict[str, object]:
@@ -91,7 +120,7 @@ def latency_summary(recording: Path) -> Dict[str, object]:
 def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
              work: Path) -> int:
     """Run every step; return the process exit code."""
-    env = demo_environment()
+    env = use_demo_environment()
     sample, recording = work / 'megamind_bag', work / 'megamind_recording'
     log_path = work / 'node.log'
     count = make_sample_bag(video, sample, frames=frames, topic=CAMERA)
@@ -112,6 +141,7 @@ def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
         recorder = subprocess.Popen(tool('record') + [
             str(recording), '--topics', CAMERA, *OUTPUTS, NAMESPACE + '/labels',
             '--count', str(expected), '--duration', str(count / 10.0 + 30.0)], env=env)
+        wait_for_subscribers(OUTPUTS, env)
         started = time.monotonic()
         # Two subscribers, the node and the recorder: no frame goes unseen by either.
         subprocess.run(tool('replay_bag') + [str(sample), '--wait-for-subscribers', '30',

@@ -26,7 +26,6 @@ import re
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.parameter import Parameter, parameter_dict_from_yaml_file
 import yaml
 
 from .segmenter import ImageSegmenter, ImageSegmenterOptions, RunningMode
@@ -191,9 +190,10 @@ def load_parameters(params_file: Optional[Path] = None,
     """
     Read the node's parameters from a ROS parameter file, validated, with defaults filled in.
 
-    The file is read like ``--params-file``: entries under ``/**`` and under any node named
-    ``image_segmenter`` apply, other parameters (qos_overrides, ...) are ignored, and
-    ``overrides`` act like ``-p name:=value``. Raises ConfigurationError with the node's
+    The file is read like ``--params-file`` (YAML types as rcl reads them: a quoted 'yes' is
+    a string): entries under ``/**`` and under any node named ``image_segmenter`` apply,
+    other parameters (qos_overrides, ...) are ignored, and ``overrides`` act like
+    ``-p name:=value``. Raises ConfigurationError with the node's
     sentence for the first invalid value.
     """
     values = {param.name: param.default for param in PARAMETERS}
@@ -202,15 +202,18 @@ def load_parameters(params_file: Optional[Path] = None,
             content = yaml.safe_load(Path(params_file).read_text())
             if not isinstance(content, dict):
                 raise TypeError('not a ROS parameter file (no node names at the top level)')
-            nodes = [key for key in content
-                     if key == '/**' or str(key).rstrip('/').rsplit('/', 1)[-1] == NODE_NAME]
-            loaded = parameter_dict_from_yaml_file(str(params_file), use_wildcard=True,
-                                                   target_nodes=nodes) if nodes else {}
-        except (OSError, yaml.YAMLError, TypeError, RuntimeError) as error:
+            # Wildcard entries first, so that entries naming the node win, as in rcl.
+            for key in sorted(content, key=lambda key: key != '/**'):
+                if key != '/**' and str(key).rstrip('/').rsplit('/', 1)[-1] != NODE_NAME:
+                    continue
+                entry = content[key]
+                if not isinstance(entry, dict) or 'ros__parameters' not in entry:
+                    raise TypeError('%s has no ros__parameters' % key)
+                values.update((name, value) for name, value in entry['ros__parameters'].items()
+                              if name in BY_NAME)
+        except (OSError, yaml.YAMLError, TypeError) as error:
             raise ConfigurationError('Cannot read parameters file %s: %s'
                                      % (params_file, error)) from None
-        values.update((name, Parameter.from_parameter_msg(msg).value)
-                      for name, msg in loaded.items() if name in BY_NAME)
     values.update(overrides or {})
     for name, value in values.items():
         reason = BY_NAME[name].validate(value)

@@ -107,6 +107,7 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
         chosen = {keys[i] for i in (spread[1:-1] if len(keys) > tiles else spread)}
         found: Dict[Tuple, Dict[str, np.ndarray]] = {}
         video = _Video(mp4, keys) if mp4 else None
+        written = set()
         wanted = cameras + [mask_topic] + ([confidence] if confidence else [])
         for message in reader.messages(wanted):
             msg = reader.decode(message)
@@ -116,9 +117,10 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
             parts = found.setdefault(key, {})
             parts[message.topic if message.topic in (mask_topic, confidence) else 'image'] = \
                 _pixels(msg)
-            if 'image' in parts and mask_topic in parts:
-                if video is not None:
-                    video.write(_overlay(parts['image'], parts[mask_topic]))
+            if video is not None and key not in written and 'image' in parts and \
+                    mask_topic in parts:
+                video.write(_overlay(parts['image'], parts[mask_topic]))
+                written.add(key)
                 if key not in chosen:
                     del found[key]
         if video is not None:

@@ -29,7 +29,7 @@ from pathlib import Path
 import queue
 import sys
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
@@ -51,6 +51,8 @@ _RELIABLE = qos_to_bag(QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELI
 _LATCHED = qos_to_bag(QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
                                  durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
 
+_ABORT = object()  # tells the writer thread to drop the bag
+
 
 @dataclass
 class _Camera:
@@ -71,42 +73,54 @@ class _WriterThread:
 
     Storing a frame's masks (megabytes of copies) overlaps with segmenting the next frame;
     the queue is short, so memory stays bounded when the disk is slower than the engine.
+    The bag is created, written and closed in this thread (sqlite3 connections must stay in
+    the thread that opened them); on any failure it is dropped, never left half written.
     """
 
-    def __init__(self, writer: BagWriter):
-        self._writer = writer
-        self._queue: 'queue.Queue[Optional[Tuple[str, int, Any]]]' = queue.Queue(maxsize=16)
+    def __init__(self, output: Path, create: Callable[[], BagWriter]):
+        self._output = output
+        self._create = create
+        self._queue: 'queue.Queue[Any]' = queue.Queue(maxsize=16)
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name='bag_writer', daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue
-            topic, timestamp, payload = item
-            try:
+        writer = None
+        complete = False
+        try:
+            writer = self._create()
+            while True:
+                item = self._queue.get()
+                if item is None or item is _ABORT:
+                    complete = item is None
+                    return
+                topic, timestamp, payload = item
                 if isinstance(payload, bytes):
-                    self._writer.write_raw(topic, timestamp, payload)
+                    writer.write_raw(topic, timestamp, payload)
                 else:
-                    self._writer.write(topic, timestamp, payload)
-            except Exception as error:  # noqa: B902 - reported by put() in the main thread
-                self._error = error
+                    writer.write(topic, timestamp, payload)
+        except Exception as error:  # noqa: B902 - handed to the main thread by put/finish
+            self._error = error
+            while self._queue.get() not in (None, _ABORT):  # let the main thread go on
+                pass
+        finally:
+            if writer is not None:
+                writer.close() if complete and self._error is None else writer.abort()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise BagError('Cannot write %s: %s' % (self._output, self._error))
 
     def put(self, topic: str, timestamp: int, payload: Any) -> None:
-        if self._error is not None:
-            raise BagError('Cannot write %s: %s' % (self._writer.path, self._error))
+        self._raise()
         self._queue.put((topic, timestamp, payload))
 
-    def finish(self) -> None:
-        """Wait until everything is stored; re-raise a write failure."""
-        self._queue.put(None)
+    def finish(self, complete: bool) -> None:
+        """Close the bag (or drop it when not ``complete``); re-raise a write failure."""
+        self._queue.put(None if complete else _ABORT)
         self._thread.join()
-        if self._error is not None:
-            raise BagError('Cannot write %s: %s' % (self._writer.path, self._error))
+        self._raise()
 
 
 def _cameras(reader: BagReader, topics: Sequence[str], namespace: Optional[str],
@@ -194,7 +208,9 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
         work = _Segmentation(segmenter, values, overlay)
         skipped: List[str] = []
         done = 0
-        with BagWriter(output_path, storage, force) as writer:
+
+        def create() -> BagWriter:
+            writer = BagWriter(output_path, storage, force)
             for topic, connections in reader.connections.items():
                 writer.add_topic(topic, reader.topics[topic], like=connections[0])
             for camera in cameras.values():
@@ -203,28 +219,31 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
                     if name:
                         writer.add_topic(name, IMAGE_TYPE, [_RELIABLE])
                 writer.add_topic(camera.labels, 'std_msgs/msg/String', [_LATCHED])
-            store = _WriterThread(writer)
-            bar = tqdm(total=reader.count(chosen), unit='frame', desc=NAME, disable=not progress,
-                       dynamic_ncols=True)
-            try:
-                for message in reader.messages(list(reader.topics)):
-                    store.put(message.topic, message.timestamp_ns, message.raw)
-                    camera = cameras.get(message.topic)
-                    if camera is None:
-                        continue
-                    if not camera.labels_written:
-                        store.put(camera.labels, message.timestamp_ns, labels)
-                        camera.labels_written = True
-                    problem = _segment_one(reader, work, camera, message, store)
-                    if problem:
-                        skipped.append(problem)
-                        bar.write('%s: skipped: %s' % (NAME, problem), file=sys.stderr)
-                    else:
-                        done += 1
-                    bar.update()
-            finally:
-                bar.close()
-                store.finish()
+            return writer
+        store = _WriterThread(output_path, create)
+        bar = tqdm(total=reader.count(chosen), unit='frame', desc=NAME, disable=not progress,
+                   dynamic_ncols=True)
+        complete = False
+        try:
+            for message in reader.messages(list(reader.topics)):
+                store.put(message.topic, message.timestamp_ns, message.raw)
+                camera = cameras.get(message.topic)
+                if camera is None:
+                    continue
+                if not camera.labels_written:
+                    store.put(camera.labels, message.timestamp_ns, labels)
+                    camera.labels_written = True
+                problem = _segment_one(reader, work, camera, message, store)
+                if problem:
+                    skipped.append(problem)
+                    bar.write('%s: skipped: %s' % (NAME, problem), file=sys.stderr)
+                else:
+                    done += 1
+                bar.update()
+            complete = True
+        finally:
+            bar.close()
+            store.finish(complete)
     return done, skipped
 
 
