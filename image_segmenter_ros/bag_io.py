@@ -23,8 +23,10 @@ complete: an interrupted or failed run never leaves something that looks like a 
 
 from dataclasses import dataclass
 import importlib
+from io import BytesIO
 from pathlib import Path
 import shutil
+import struct
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from rclpy.duration import Duration
@@ -34,6 +36,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import get_typestore, Stores
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -41,6 +44,58 @@ COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+
+# Messages at least this large (camera frames, masks) skip rosbags' in-memory chunking.
+_DIRECT_BYTES = 64 * 1024
+_CHUNK_HEADER = struct.Struct('<BQQQQIIQ')  # op, length, start, end, size, crc, '', size
+_MESSAGE_HEADER = struct.Struct('<BQHIQQ')  # op, length, channel, sequence, log/publish time
+_INDEX_ENTRY = struct.Struct('<QQ')
+
+
+class _DirectMcapWriter(McapWriter):
+    """
+    rosbags' MCAP storage writer, minus four copies of every large message.
+
+    rosbags builds each message record in a buffer, copies it into the chunk's buffer, copies
+    that out and into the chunk record before the file sees it: for megabyte-sized images
+    these copies cost more than segmenting. A large message goes to the file at once here,
+    in an uncompressed chunk of its own with the same index records rosbags writes; small
+    messages are chunked together by rosbags as before. Readers see an ordinary MCAP file.
+    """
+
+    def write(self, connection: Connection, timestamp: int, data: Any) -> None:
+        size = len(data)
+        if size < _DIRECT_BYTES or self.compression:
+            super().write(connection, timestamp, data)
+            return
+        if self.chunk.bio.tell():  # pending small messages, schemas and channels first
+            self.close_chunk()
+        records = _MESSAGE_HEADER.size + size
+        chunk_start = self.bio.tell()
+        self.bio.write(_CHUNK_HEADER.pack(0x06, _CHUNK_HEADER.size - 9 + records, timestamp,
+                                          timestamp, records, 0, 0, records))
+        self.bio.write(_MESSAGE_HEADER.pack(0x05, _MESSAGE_HEADER.size - 9 + size,
+                                            connection.id, 0, timestamp, timestamp))
+        self.bio.write(data)
+        chunk_end = self.bio.tell()
+        message_index = struct.pack('<QHI', 6 + _INDEX_ENTRY.size, connection.id,
+                                    _INDEX_ENTRY.size)
+        self.bio.write(b'\x07' + message_index + _INDEX_ENTRY.pack(timestamp, 0))
+        index = BytesIO()  # the chunk index entry of the summary, as close_chunk makes it
+        index.write(struct.pack('<QQQQIHQQIQQ', timestamp, timestamp, chunk_start,
+                                chunk_end - chunk_start, 10, connection.id, chunk_end,
+                                self.bio.tell() - chunk_end, 0, records, records))
+        self.chunks.append(index)
+        self.message_start_time = min(timestamp, self.message_start_time)
+        self.message_end_time = max(timestamp, self.message_end_time)
+        self.channel_stats[connection.id] += 1
+
+
+class _Writer(Writer):
+    """The rosbags writer, with MCAP files written by _DirectMcapWriter."""
+
+    STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _DirectMcapWriter}
 
 
 class BagError(Exception):
@@ -201,8 +256,8 @@ class BagWriter:
         self._staging.mkdir(parents=True)
         # Inside the staging folder the bag already has its final name, so the storage file
         # and metadata.yaml need no rewriting when the folder is moved.
-        self._writer = Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST,
-                              storage_plugin=STORAGES[storage])
+        self._writer = _Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST,
+                               storage_plugin=STORAGES[storage])
         self._writer.open()
         self._connections: Dict[str, Connection] = {}
 

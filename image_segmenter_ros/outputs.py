@@ -66,18 +66,26 @@ def labels_yaml(model: str, locale: str, labels: Sequence[str],
                            'classes': classes}, sort_keys=False)
 
 
+def _image(header: Any, pixels: np.ndarray, encoding: str) -> Image:
+    fields = image_fields(pixels, encoding)
+    data = fields.pop('data')
+    msg = Image(header=header, **fields)
+    msg.data = data  # Image(data=...) would copy the buffer twice, the setter at most once
+    return msg
+
+
 def category_message(header: Any, result: ImageSegmenterResult) -> Image:
     """Return the mono8 category mask message, stamped with the input's header."""
-    return Image(header=header, **image_fields(result.category_mask, 'mono8'))
+    return _image(header, result.category_mask, 'mono8')
 
 
 def confidence_message(header: Any, result: ImageSegmenterResult, index: int) -> Image:
     """Return the 32FC1 confidence mask message of class ``index``."""
-    return Image(header=header, **image_fields(result.confidence_masks[index], '32FC1'))
+    return _image(header, result.confidence_masks[index], '32FC1')
 
 
 def overlay_message(header: Any, image: np.ndarray, result: ImageSegmenterResult,
                     alpha: float, input_encoding: Optional[str]) -> Image:
     """Return the overlay message: the decoded input with the class colours blended in."""
     picture, encoding = render_overlay(image, result.category_mask, alpha, input_encoding)
-    return Image(header=header, **image_fields(picture, encoding))
+    return _image(header, picture, encoding)

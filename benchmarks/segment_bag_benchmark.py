@@ -1,0 +1,134 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+segment_bag against the bare engine, on the same real frames, in the same process.
+
+A bag of Megamind.avi frames (720x528, bgr8) is segmented by ``segment_bag`` (read, decode,
+segment, build the node's messages, serialize, write the output bag with the input copied)
+and, in alternate rounds, the same frames, already decoded to RGB, by the engine's
+``segment()`` alone, with the same outputs. The ratio of the per-frame times is what the
+tool adds to the engine. The output bag is written once to disk and once to memory
+(/dev/shm), to tell storage throughput from CPU cost.
+"""
+
+import argparse
+import os
+from pathlib import Path
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Sequence
+
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros.bag_io import BagReader
+from image_segmenter_ros.demo import DEFAULT_VIDEO
+from image_segmenter_ros.image_conversions import image_to_array
+from image_segmenter_ros.make_sample_bag import make_sample_bag
+from image_segmenter_ros.segment_bag import keep_freed_memory, segment_bag
+import numpy as np
+import yaml
+
+MODEL = 'selfie_segmentation'
+# Output choice: whether the confidence masks are wanted (the category mask always is).
+OUTPUTS = {'both masks': True, 'category mask only': False}
+
+
+def decoded_frames(bag: Path) -> List[np.ndarray]:
+    with BagReader(bag) as reader:
+        return [np.ascontiguousarray(image_to_array(reader.decode(message)))
+                for message in reader.messages(reader.image_topics())]
+
+
+def engine_round(segmenter: ImageSegmenter, frames: Sequence[np.ndarray],
+                 confidence: bool) -> float:
+    start = time.perf_counter()
+    for frame in frames:
+        segmenter.segment(frame, output_confidence_masks=confidence)
+    return (time.perf_counter() - start) / len(frames)
+
+
+def tool_round(bag: Path, output: Path, frames: int, params: Path) -> float:
+    shutil.rmtree(output, ignore_errors=True)
+    start = time.perf_counter()
+    segment_bag(bag, output, params_file=params, progress=False)
+    elapsed = (time.perf_counter() - start) / frames
+    shutil.rmtree(output)
+    return elapsed
+
+
+def run(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]]:
+    """Return median per-frame seconds of the engine and segment_bag, per output choice."""
+    bag = work / 'megamind'
+    make_sample_bag(DEFAULT_VIDEO, bag, frames=frames, start_time=1000.0)
+    images = decoded_frames(bag)
+    places = {'disk': work / 'out'}
+    if Path('/dev/shm').is_dir():
+        places['memory'] = Path(tempfile.mkdtemp(dir='/dev/shm')) / 'out'
+    options = ImageSegmenterOptions(model_path=MODEL, output_category_mask=True)
+    medians: Dict[str, Dict[str, float]] = {}
+    with ImageSegmenter.create_from_options(options) as segmenter:
+        engine_round(segmenter, images[:5], True)  # warm-up: caches and compiled code
+        for outputs, confidence in OUTPUTS.items():
+            params = work / ('%s.yaml' % outputs)
+            params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+                'model': MODEL, 'output_confidence_masks': confidence}}}))
+            times: Dict[str, List[float]] = {'engine': [], **{place: [] for place in places}}
+            for _ in range(rounds):
+                for place, output in places.items():
+                    times['engine'].append(engine_round(segmenter, images, confidence))
+                    times[place].append(tool_round(bag, output, len(images), params))
+            medians[outputs] = {name: statistics.median(v) for name, v in times.items()}
+    if 'memory' in places:
+        shutil.rmtree(places['memory'].parent, ignore_errors=True)
+    return medians
+
+
+def report(medians: Dict[str, Dict[str, float]], frames: int, rounds: int) -> str:
+    lines = ['| outputs | engine `segment()` | segment_bag, bag on disk | segment_bag, bag in '
+             '/dev/shm |', '|---|---:|---:|---:|']
+    for outputs, times in medians.items():
+        engine = times['engine']
+        cells = ['%.2f ms (%.0f fps)' % (engine * 1e3, 1.0 / engine)]
+        cells += ['%.2f ms (%.0f fps), %.2fx' % (times[place] * 1e3, 1.0 / times[place],
+                                                 times[place] / engine)
+                  if place in times else 'n/a' for place in ('disk', 'memory')]
+        lines.append('| %s | %s |' % (outputs, ' | '.join(cells)))
+    lines.append('')
+    lines.append('%s, %d frames of %s (720x528 bgr8), per frame, medians of %d interleaved '
+                 'rounds; %s, %d CPUs, Python %s.' % (
+                     MODEL, frames, DEFAULT_VIDEO.name, rounds,
+                     platform.processor() or platform.machine(), os.cpu_count(),
+                     platform.python_version()))
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--frames', type=int, default=120)
+    parser.add_argument('--rounds', type=int, default=3)
+    args = parser.parse_args(argv)
+    keep_freed_memory()  # as the segment_bag command does
+    with tempfile.TemporaryDirectory(prefix='segment_bag_benchmark_') as work:
+        medians = run(args.frames, args.rounds, Path(work))
+    print(report(medians, args.frames, args.rounds))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
