@@ -127,7 +127,11 @@ def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
     node = subprocess.Popen(tool('image_segmenter_node') + [
         '--ros-args', '--params-file', str(config_file(model)), '-r', 'image:=' + CAMERA,
         '-r', '__ns:=' + NAMESPACE, '-p', 'running_mode:=VIDEO', '-p', 'queue_size:=100',
-        '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA],
+        '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA,
+        '-p', 'qos_overrides.%s.subscription.depth:=100' % CAMERA] + [
+        # A deep reliable history: a recorder busy writing a frame loses no mask.
+        arg for topic in OUTPUTS for arg in (
+            '-p', 'qos_overrides.%s.publisher.depth:=100' % topic)],
         env=env, stdout=log_path.open('w'), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30.0

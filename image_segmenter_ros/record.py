@@ -32,6 +32,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 from .bag_io import BagWriter, message_class, qos_to_bag, STORAGES
 from .cli import ros_context, run
+from .segment_bag import keep_freed_memory
 
 NAME = 'record'
 
@@ -99,6 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--storage', choices=sorted(STORAGES), default='mcap')
     parser.add_argument('--force', action='store_true', help='replace an existing OUTPUT')
     args = parser.parse_args(argv)
+    keep_freed_memory()
 
     def body() -> int:
         context = ros_context()

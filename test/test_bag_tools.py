@@ -317,7 +317,10 @@ def test_existing_output_needs_force(sample_bag, segmented, tmp_path, capsys):
 def video_node(env, tmp_path_factory):
     node = NodeProcess(['--params-file', str(CONFIG), '-r', 'image:=' + CAMERA, '-r',
                         '__ns:=/camera', '-p', 'running_mode:=VIDEO', '-p', 'queue_size:=100',
-                        '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA],
+                        '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA,
+                        '-p', 'qos_overrides.%s.subscription.depth:=100' % CAMERA] + [
+                        arg for topic in MASKS for arg in (
+                            '-p', 'qos_overrides.%s.publisher.depth:=100' % topic)],
                        env, tmp_path_factory.mktemp('logs') / 'video_node.log')
     wait_until(lambda: 'Segmenting' in node.log, 30.0, 'the node to start')
     yield node
