@@ -433,6 +433,10 @@ def main(args: Optional[List[str]] = None) -> int:
     except ConfigurationError as error:
         rclpy.logging.get_logger('image_segmenter').fatal(str(error))
         return 1
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT or SIGTERM arrived while the node was still starting: a clean stop.
     finally:
         if node is not None:
             node.destroy_node()

@@ -432,3 +432,18 @@ def test_video_processes_every_frame_and_recovers_from_a_backwards_time_jump(
     assert values['running mode'] == 'VIDEO'
     assert values['model'] == 'selfie_segmentation_landscape'
     node.stop()
+
+
+@pytest.mark.parametrize('delay', [0.2, 0.5, 0.8, 1.2])
+def test_a_signal_during_start_up_is_a_clean_stop(env, tmp_path_factory, delay):
+    """
+    SIGTERM while Python imports, the model loads or topics are created: a quiet stop.
+
+    Before rclpy installs its handler the default action ends the process (-SIGTERM), as for
+    any ROS 2 node; after it, the node exits with 0.
+    """
+    process = start(env, tmp_path_factory, 'early_stop', [
+        '--params-file', 'config/%s.yaml' % MODEL, '-r', '__ns:=/early'])
+    time.sleep(delay)
+    assert process.stop(signal.SIGTERM) in (0, -signal.SIGTERM), process.log
+    assert 'Traceback' not in process.log and 'Error' not in process.log, process.log
