@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Dict, List
 
 import cv2
-from image_segmenter_ros import model_catalog
+from diagnostic_msgs.msg import DiagnosticArray
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, model_catalog
 import numpy as np
 import pytest
+from ros_harness import domain_id, Probe, ros_environment
 
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
@@ -67,3 +69,26 @@ def test_models(tmp_path_factory) -> Dict[str, Path]:
     """Small real .tflite models with metadata, built for this test session."""
     from tflite_test_models import write_test_models
     return write_test_models(tmp_path_factory.mktemp('test_models'))
+
+
+@pytest.fixture(scope='module')
+def env(request) -> Dict[str, str]:
+    """ROS environment of one test module: loopback DDS and a domain id of its own."""
+    return ros_environment(domain_id(request.module.__name__))
+
+
+@pytest.fixture(scope='module')
+def probe(env):
+    """Start a test-side node in the module's domain, already listening to /diagnostics."""
+    node = Probe(int(env['ROS_DOMAIN_ID']))
+    node.subscribe(DiagnosticArray, '/diagnostics')
+    yield node
+    node.close()
+
+
+@pytest.fixture(scope='module')
+def engine():
+    """Run the engine in this process, both masks: node and bag outputs are compared with it."""
+    options = ImageSegmenterOptions(model_path='selfie_segmentation', output_category_mask=True)
+    with ImageSegmenter.create_from_options(options) as segmenter:
+        yield segmenter

@@ -30,15 +30,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from conftest import VIDEO_DIR
 import cv2
 from image_segmenter_ros import image_conversions as ic
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros import ImageSegmenter
 from image_segmenter_ros.bag_io import BagReader, BagWriter
 from image_segmenter_ros.make_sample_bag import make_sample_bag
 from image_segmenter_ros.render import main as render_main
 from image_segmenter_ros.segment_bag import main as segment_bag_main
 import numpy as np
 import pytest
-from ros_harness import (domain_id, NodeProcess, PACKAGE_ROOT, Probe, ros_environment,
-                         wait_until)
+from ros_harness import NodeProcess, PACKAGE_ROOT, Probe, wait_until
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -72,13 +71,6 @@ def read_bag(path: Path, topics: Optional[List[str]] = None) -> Dict[str, List[A
 def pixels(msg: Image) -> np.ndarray:
     dtype = np.float32 if msg.encoding == '32FC1' else np.uint8
     return np.frombuffer(msg.data, dtype).reshape(msg.height, msg.width)
-
-
-@pytest.fixture(scope='module')
-def engine():
-    options = ImageSegmenterOptions(model_path='selfie_segmentation', output_category_mask=True)
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        yield segmenter
 
 
 @pytest.fixture(scope='module')
@@ -219,11 +211,6 @@ INVALID_PARAMETERS = [
     {'output_category_mask': False, 'output_confidence_masks': False},
     {'model': '/nonexistent/model.tflite'},
 ]
-
-
-@pytest.fixture(scope='module')
-def env() -> Dict[str, str]:
-    return ros_environment(domain_id(__name__))
 
 
 def test_invalid_parameter_files_are_refused_with_the_node_sentence(

@@ -27,18 +27,17 @@ import time
 from typing import Any, Dict, List
 
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray
 from image_samples import encode_pixels, PADDING, raw_message
 from image_segmenter_ros import image_conversions as ic
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros import ImageSegmenter
 from image_segmenter_ros import model_catalog
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import (domain_id, LATCHED, NodeProcess, PACKAGE_ROOT, Probe, RELIABLE,
-                         ros_environment, stamp, stamp_seconds, wait_until)
+from ros_harness import (LATCHED, NodeProcess, PACKAGE_ROOT, Probe, RELIABLE, stamp,
+                         stamp_seconds, wait_until)
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 import yaml
@@ -49,27 +48,6 @@ CONFIG_FILES = sorted((PACKAGE_ROOT / 'config').glob('*.yaml'))
 MODEL = 'selfie_segmentation'
 CLASSES = ('background', 'selfie')
 STARTUP_SEC = 20.0
-
-
-@pytest.fixture(scope='module')
-def env() -> Dict[str, str]:
-    return ros_environment(domain_id(__name__))
-
-
-@pytest.fixture(scope='module')
-def probe(env):
-    node = Probe(int(env['ROS_DOMAIN_ID']))
-    node.subscribe(DiagnosticArray, '/diagnostics')
-    yield node
-    node.close()
-
-
-@pytest.fixture(scope='module')
-def engine():
-    """Run the engine in this process: every node output is compared with it."""
-    options = ImageSegmenterOptions(model_path=MODEL, output_category_mask=True)
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        yield segmenter
 
 
 @pytest.fixture(scope='module')

@@ -30,7 +30,6 @@ from typing import Any, Callable, Dict, List
 from unittest import mock
 
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray
 from image_samples import raw_message
 from image_segmenter_ros import image_conversions as ic
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, model_catalog
@@ -39,33 +38,13 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParametersAtomically
 from rclpy.qos import qos_profile_sensor_data
-from ros_harness import domain_id, NodeProcess, Probe, ros_environment, stamp, wait_until
+from ros_harness import NodeProcess, Probe, stamp, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 from test_image_segmenter_node import (assert_outputs_match_engine, image_msg, MODEL,
                                        NodeUnderTest, OUTPUTS, pixels, round_trip, start)
 import tflite_test_models
 
 STARTUP_SEC = 20.0
-
-
-@pytest.fixture(scope='module')
-def env() -> Dict[str, str]:
-    return ros_environment(domain_id(__name__))
-
-
-@pytest.fixture(scope='module')
-def probe(env):
-    node = Probe(int(env['ROS_DOMAIN_ID']))
-    node.subscribe(DiagnosticArray, '/diagnostics')
-    yield node
-    node.close()
-
-
-@pytest.fixture(scope='module')
-def engine():
-    options = ImageSegmenterOptions(model_path=MODEL, output_category_mask=True)
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        yield segmenter
 
 
 @pytest.fixture(scope='module')
