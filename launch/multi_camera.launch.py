@@ -16,52 +16,42 @@
 Launch one image_segmenter node per camera, each under the camera's namespace.
 
 ros2 launch image_segmenter_ros multi_camera.launch.py cameras:=front,rear
-Camera ``front`` reads /front/image_raw and publishes /front/category_mask, and so on.
+Camera ``front`` reads /front/image_raw and publishes /front/category_mask, and so on. Each
+camera is image_segmenter.launch.py with its namespace; its other arguments (params_file,
+model, running_mode, use_sim_time, log_level) pass through to every camera.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import (DeclareLaunchArgument, GroupAction, IncludeLaunchDescription,
+                            OpaqueFunction)
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 
-def _nodes(context):
+def _cameras(context):
+    single = os.path.join(get_package_share_directory('image_segmenter_ros'), 'launch',
+                          'image_segmenter.launch.py')
     cameras = [name.strip() for name in
                LaunchConfiguration('cameras').perform(context).split(',') if name.strip()]
-    use_sim_time = LaunchConfiguration('use_sim_time').perform(context) == 'true'
-    return [Node(
-        package='image_segmenter_ros',
-        executable='image_segmenter_node',
-        name='image_segmenter',
-        namespace=camera,
-        parameters=[LaunchConfiguration('params_file'), {'use_sim_time': use_sim_time}],
-        remappings=[('image', LaunchConfiguration('image_topic'))],
-        ros_arguments=['--log-level', LaunchConfiguration('log_level')],
-        output='screen',
-    ) for camera in cameras]
+    # One scope per camera, so each include sees its own namespace.
+    image_topic = LaunchConfiguration('image_topic')
+    return [
+        GroupAction([IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(single),
+            launch_arguments={'namespace': camera, 'image_topic': image_topic}.items())])
+        for camera in cameras]
 
 
 def generate_launch_description() -> LaunchDescription:
-    config = os.path.join(get_package_share_directory('image_segmenter_ros'), 'config')
     return LaunchDescription([
         DeclareLaunchArgument(
             'cameras', default_value='front,rear',
             description='Comma-separated camera namespaces, one node each.'),
         DeclareLaunchArgument(
-            'params_file', default_value=os.path.join(config, 'selfie_segmentation.yaml'),
-            description='Parameters YAML shared by every camera (its `/**` matches all).'),
-        DeclareLaunchArgument(
             'image_topic', default_value='image_raw',
             description='Camera topic, relative to each camera namespace.'),
-        DeclareLaunchArgument(
-            'use_sim_time', default_value='false', choices=['true', 'false'],
-            description='Use /clock (bags, simulators).'),
-        DeclareLaunchArgument(
-            'log_level', default_value='info',
-            choices=['debug', 'info', 'warn', 'error', 'fatal'],
-            description='Log level of every node.'),
-        OpaqueFunction(function=_nodes),
+        OpaqueFunction(function=_cameras),
     ])
