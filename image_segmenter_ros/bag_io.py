@@ -65,9 +65,11 @@ class _DirectMcapWriter(McapWriter):
     """
 
     def write(self, connection: Connection, timestamp: int, data: Any) -> None:
-        size = len(data)
+        """Store a message given as bytes, or as a tuple of consecutive byte buffers."""
+        parts = data if isinstance(data, tuple) else (data,)
+        size = sum(len(part) for part in parts)
         if size < _DIRECT_BYTES or self.compression:
-            super().write(connection, timestamp, data)
+            super().write(connection, timestamp, b''.join(parts))
             return
         if self.chunk.bio.tell():  # pending small messages, schemas and channels first
             self.close_chunk()
@@ -77,7 +79,8 @@ class _DirectMcapWriter(McapWriter):
                                           timestamp, records, 0, 0, records))
         self.bio.write(_MESSAGE_HEADER.pack(0x05, _MESSAGE_HEADER.size - 9 + size,
                                             connection.id, 0, timestamp, timestamp))
-        self.bio.write(data)
+        for part in parts:
+            self.bio.write(part)
         chunk_end = self.bio.tell()
         message_index = struct.pack('<QHI', 6 + _INDEX_ENTRY.size, connection.id,
                                     _INDEX_ENTRY.size)
@@ -259,6 +262,7 @@ class BagWriter:
         self._writer = _Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST,
                                storage_plugin=STORAGES[storage])
         self._writer.open()
+        self._mcap = storage == 'mcap'
         self._connections: Dict[str, Connection] = {}
 
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = (),
@@ -279,8 +283,14 @@ class BagWriter:
                                % (topic, msgtype, error)) from None
         self._connections[topic] = connection
 
-    def write_raw(self, topic: str, timestamp_ns: int, raw: bytes) -> None:
-        self._writer.write(self._connections[topic], timestamp_ns, raw)
+    def write_raw(self, topic: str, timestamp_ns: int, *parts: Any) -> None:
+        """
+        Store CDR bytes, whole or in consecutive pieces (such as a header and pixels).
+
+        MCAP files get the pieces written one after the other, never joined in memory.
+        """
+        data = parts[0] if len(parts) == 1 else parts if self._mcap else b''.join(parts)
+        self._writer.write(self._connections[topic], timestamp_ns, data)
 
     def write(self, topic: str, timestamp_ns: int, message: Any) -> None:
         """Serialize an rclpy message with rclpy (real CDR) and store it."""

@@ -21,6 +21,10 @@ copies every message of INPUT to OUTPUT and adds, for each frame of the chosen i
 encodings and values, built by the node's own code (``outputs``, ``parameters``). Every frame
 gets exactly one message per enabled output, stored at the frame's receive time; frames that
 do not decode are counted, reported and skipped.
+
+Three threads overlap: one reads and decodes the next frames, the main thread segments, one
+stores. Frames and masks travel as CDR bytes around views of their pixels (``image_cdr``):
+the only full copies of a frame are the kernel's, into and out of the files.
 """
 
 import argparse
@@ -30,19 +34,22 @@ from pathlib import Path
 import queue
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar,
+                    Union)
 
+import numpy as np
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from tqdm import tqdm
 
 from .bag_io import (BagError, BagMessage, BagReader, BagWriter, DecodeError, describe,
                      IMAGE_TYPE, IMAGE_TYPES, qos_to_bag, refuse_existing, STORAGES)
 from .cli import join_topic, output_namespace, run
-from .image_conversions import compressed_to_array, image_to_array, InvalidImageError
-from .outputs import (category_message, CATEGORY_TOPIC, confidence_message, confidence_topics,
-                      LABELS_TOPIC, labels_yaml, overlay_message, OVERLAY_TOPIC)
+from .image_cdr import CdrError, decode_image, encode_image
+from .image_conversions import compressed_to_array, image_to_array, render_overlay
+from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC, labels_yaml, OVERLAY_TOPIC
 from .parameters import create_segmenter, load_parameters, model_name
 from .segmenter import ImageSegmenter, RunningMode
 
@@ -53,6 +60,9 @@ _LATCHED = qos_to_bag(QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIA
                                  durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
 
 _ABORT = object()  # tells the writer thread to drop the bag
+_END = object()  # the reader thread has no more messages
+_AHEAD = 4  # frames decoded ahead of the segmentation
+T = TypeVar('T')
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters of glibc's malloc.h
 
 
@@ -71,7 +81,7 @@ class _Camera:
 
 class _WriterThread:
     """
-    Serializes and stores messages beside the segmentation, in the order they were given.
+    Stores CDR messages beside the segmentation, in the order they were given.
 
     Storing a frame's masks (megabytes of copies) overlaps with segmenting the next frame;
     the queue is short, so memory stays bounded when the disk is slower than the engine.
@@ -97,11 +107,8 @@ class _WriterThread:
                 if item is None or item is _ABORT:
                     complete = item is None
                     return
-                topic, timestamp, payload = item
-                if isinstance(payload, bytes):
-                    writer.write_raw(topic, timestamp, payload)
-                else:
-                    writer.write(topic, timestamp, payload)
+                topic, timestamp, parts = item
+                writer.write_raw(topic, timestamp, *parts)
         except Exception as error:  # noqa: B902 - handed to the main thread by put/finish
             self._error = error
             while self._queue.get() not in (None, _ABORT):  # let the main thread go on
@@ -114,9 +121,10 @@ class _WriterThread:
         if self._error is not None:
             raise BagError('Cannot write %s: %s' % (self._output, self._error))
 
-    def put(self, topic: str, timestamp: int, payload: Any) -> None:
+    def put(self, topic: str, timestamp: int, *parts: Any) -> None:
+        """Queue one message: its CDR bytes, whole or in consecutive pieces."""
         self._raise()
-        self._queue.put((topic, timestamp, payload))
+        self._queue.put((topic, timestamp, parts))
 
     def finish(self, complete: bool) -> None:
         """Close the bag (or drop it when not ``complete``); re-raise a write failure."""
@@ -178,31 +186,103 @@ def _choose_topics(reader: BagReader, topics: Optional[Sequence[str]]) -> List[s
     return found
 
 
+def _ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """
+    Yield ``items``, produced by a thread up to ``depth`` ahead; its errors are raised here.
+
+    Closing the generator stops the thread, so the bag it reads can be closed after it.
+    """
+    slots: 'queue.Queue[Tuple[Any, Optional[BaseException]]]' = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                slots.put((item, None))
+            slots.put((_END, None))
+        except Exception as error:  # noqa: B902 - raised in the consuming thread
+            slots.put((_END, error))
+    thread = threading.Thread(target=produce, name='bag_reader', daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock its last put
+            try:
+                slots.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+@dataclass
+class _Frame:
+    """A decoded input frame: what the engine takes and what its outputs are stamped with."""
+
+    header: Header
+    image: np.ndarray
+    encoding: Optional[str]  # of a raw input, for the overlay
+
+
 class _Segmentation:
     """The node's per-frame work on one bag message: decode once, compute enabled outputs."""
 
-    def __init__(self, segmenter: ImageSegmenter, values: Dict[str, Any], overlay: bool):
+    def __init__(self, reader: BagReader, segmenter: ImageSegmenter, values: Dict[str, Any],
+                 overlay: bool):
+        self._reader = reader
         self._segmenter = segmenter
         self._values = values
         self._overlay = overlay
 
-    def outputs(self, camera: _Camera, msg: Any) -> List[Tuple[str, Any]]:
+    def decode(self, message: BagMessage) -> Union[_Frame, str]:
+        """
+        Decode a frame for the engine, or say why it cannot be (bag, topic, message index).
+
+        Raw images are read in place; what the CDR reader refuses goes to rclpy, which
+        either reads it or words why it cannot.
+        """
+        try:
+            msg: Any = None
+            if message.msgtype == IMAGE_TYPE:
+                try:
+                    msg = decode_image(message.raw)
+                except CdrError:
+                    pass
+            if msg is None:
+                msg = self._reader.decode(message)
+            convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
+            return _Frame(msg.header, convert(msg, self._values['max_input_pixels']),
+                          getattr(msg, 'encoding', None))
+        except DecodeError as error:
+            return str(error)
+        except ValueError as error:  # InvalidImageError, or any other refusal of the frame
+            return describe(self._reader.path, message, error)
+
+    def outputs(self, camera: _Camera, frame: _Frame) -> List[Tuple[str, Tuple[Any, ...]]]:
+        """Return each enabled output topic with its message's CDR pieces."""
         values = self._values
-        convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
-        image = convert(msg, values['max_input_pixels'])
         result = self._segmenter.segment(
-            image, values['rotation_degrees'],
+            frame.image, values['rotation_degrees'],
             output_confidence_masks=bool(camera.confidences),
             output_category_mask=bool(camera.category or camera.overlay))
-        header = msg.header
         produced = []
         if camera.category:
-            produced.append((camera.category, category_message(header, result)))
-        produced += [(topic, confidence_message(header, result, index))
+            produced.append((camera.category,
+                             encode_image(frame.header, result.category_mask, 'mono8')))
+        produced += [(topic, encode_image(frame.header, result.confidence_masks[index], '32FC1'))
                      for index, topic in camera.confidences]
         if camera.overlay:
-            produced.append((camera.overlay, overlay_message(
-                header, image, result, values['overlay_alpha'], getattr(msg, 'encoding', None))))
+            picture, encoding = render_overlay(frame.image, result.category_mask,
+                                               values['overlay_alpha'], frame.encoding)
+            produced.append((camera.overlay, encode_image(frame.header, picture, encoding)))
         return produced
 
 
@@ -221,9 +301,10 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
         chosen = _choose_topics(reader, topics)
         segmenter = create_segmenter(values.get, RunningMode.IMAGE)
         cameras = _cameras(reader, chosen, namespace, segmenter.labels, values, overlay)
-        labels = String(data=labels_yaml(model_name(values.get), values['display_names_locale'],
-                                         segmenter.labels, segmenter.display_names))
-        work = _Segmentation(segmenter, values, overlay)
+        labels = serialize_message(String(data=labels_yaml(
+            model_name(values.get), values['display_names_locale'], segmenter.labels,
+            segmenter.display_names)))
+        work = _Segmentation(reader, segmenter, values, overlay)
         skipped: List[str] = []
         done = 0
 
@@ -238,20 +319,26 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
                         writer.add_topic(name, IMAGE_TYPE, [_RELIABLE])
                 writer.add_topic(camera.labels, 'std_msgs/msg/String', [_LATCHED])
             return writer
+
+        def decoded() -> Iterator[Tuple[BagMessage, Union[_Frame, str, None]]]:
+            for message in reader.messages(list(reader.topics)):
+                yield message, work.decode(message) if message.topic in cameras else None
         store = _WriterThread(output_path, create)
+        frames = _ahead(decoded(), _AHEAD)
         bar = tqdm(total=reader.count(chosen), unit='frame', desc=NAME, disable=not progress,
                    dynamic_ncols=True)
         complete = False
         try:
-            for message in reader.messages(list(reader.topics)):
+            for message, frame in frames:
                 store.put(message.topic, message.timestamp_ns, message.raw)
-                camera = cameras.get(message.topic)
-                if camera is None:
+                if frame is None:
                     continue
+                camera = cameras[message.topic]
                 if not camera.labels_written:
                     store.put(camera.labels, message.timestamp_ns, labels)
                     camera.labels_written = True
-                problem = _segment_one(reader, work, camera, message, store)
+                problem = frame if isinstance(frame, str) else _segment_one(
+                    reader, work, camera, message, frame, store)
                 if problem:
                     skipped.append(problem)
                     bar.write('%s: skipped: %s' % (NAME, problem), file=sys.stderr)
@@ -260,22 +347,21 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
                 bar.update()
             complete = True
         finally:
+            frames.close()
             bar.close()
             store.finish(complete)
     return done, skipped
 
 
 def _segment_one(reader: BagReader, work: _Segmentation, camera: _Camera, message: BagMessage,
-                 store: _WriterThread) -> Optional[str]:
+                 frame: _Frame, store: _WriterThread) -> Optional[str]:
     """Queue the outputs of one frame; return why it was skipped, or None."""
     try:
-        outputs = work.outputs(camera, reader.decode(message))
-    except DecodeError as error:
-        return str(error)
-    except (InvalidImageError, ValueError) as error:
+        outputs = work.outputs(camera, frame)
+    except ValueError as error:
         return describe(reader.path, message, error)
-    for topic, msg in outputs:
-        store.put(topic, message.timestamp_ns, msg)
+    for topic, parts in outputs:
+        store.put(topic, message.timestamp_ns, *parts)
     return None
 
 
