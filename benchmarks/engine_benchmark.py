@@ -12,33 +12,33 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+
 """
 Engine benchmark: our ``segment()`` against MediaPipe Tasks and the bare LiteRT ``invoke()``.
 
 Everything runs in one process and one run, on real Megamind.avi frames resized to 640x480
-and 1280x720. The measured variants are interleaved round-robin per frame (after a warm-up),
-so machine load hits all of them alike; the ratios between them are the figures to trust,
-absolute times on a shared machine are not. Prints a markdown table and writes it to
-docs/engine_benchmark.md (or ``--output``).
+and 1280x720, for both legacy selfie models and a generated 6-class softmax model. The
+variants take turns in blocks of consecutive frames (the block order rotates), so each runs
+in the steady state it has in a node, while machine load hits all of them alike: the ratios
+between them are the figures to trust, absolute times on a shared machine are not. The process
+keeps freed memory for reuse (``keep_freed_memory()``), as the node and the bag tools do; it
+applies to MediaPipe's allocations as much as to ours.
 
     .venv/bin/python benchmarks/engine_benchmark.py [--frames N] [--repeats R] [--quick]
 """
 
 import argparse
 import cProfile
-import datetime
-import importlib.metadata
 import io
-import os
 from pathlib import Path
-import platform
 import pstats
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import cv2
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from bench_common import machine_description, ms, read_frames, resized
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
 from image_segmenter_ros import postprocessing, preprocessing
 from image_segmenter_ros.model_catalog import resolve_model
 from image_segmenter_ros.tflite_metadata import read_segmenter_metadata
@@ -49,45 +49,23 @@ try:
 except ImportError:  # pragma: no cover - older robots ship tflite-runtime instead
     from tflite_runtime.interpreter import Interpreter
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
-                                Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
-MODELS = ('selfie_segmentation', 'selfie_segmentation_landscape')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
+from tflite_test_models import build_model, TestModelSpec  # noqa: E402
+
+GENERATED_MODEL = 'generated 6-class (256x256, softmax)'
+GENERATED_SPEC = TestModelSpec(
+    name='generated_6class', input_size=(256, 256), num_classes=6, activation='SOFTMAX',
+    labels=['background', 'hair', 'body-skin', 'face-skin', 'clothes', 'others'], seed=11)
+MODELS = ('selfie_segmentation', 'selfie_segmentation_landscape', GENERATED_MODEL)
 SIZES = ((640, 480), (1280, 720))
 THREADS = (1, 2)
 DEFAULT_THREADS = 2
+TARGET_MODEL, TARGET_SIZE = 'selfie_segmentation', '640x480'
 TARGET_VS_MEDIAPIPE = 3.0
 TARGET_VS_INVOKE = 1.5
+MEDIAPIPE = 'mediapipe both'
 
 Timings = Dict[str, List[float]]
-
-
-def read_frames(count: int) -> List[np.ndarray]:
-    """Read ``count`` distinct RGB frames spread evenly over Megamind.avi."""
-    path = VIDEO_DIR / 'Megamind.avi'
-    if not path.exists():
-        sys.exit('Sample video %s is missing: run `make videos` first.' % path)
-    capture = cv2.VideoCapture(str(path))
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or count
-    wanted = set(np.linspace(0, total - 1, min(count, total)).astype(int).tolist())
-    frames, index = [], 0
-    while len(frames) < len(wanted):
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index in wanted:
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        index += 1
-    capture.release()
-    if not frames:
-        sys.exit('No frame could be read from %s.' % path)
-    return frames
-
-
-def resized(frames: Sequence[np.ndarray], size: Tuple[int, int]) -> List[np.ndarray]:
-    """Return the frames stretched to (width, height), contiguous RGB uint8."""
-    return [np.ascontiguousarray(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
-            for frame in frames]
 
 
 class BareInvoke:
@@ -126,43 +104,61 @@ def mediapipe_segmenter(model_path: Path):
             output_confidence_masks=True, output_category_mask=True))
 
 
+def model_paths(work: Path) -> Dict[str, Path]:
+    """Resolve the fetched models and write the generated one into ``work``."""
+    paths = {model: resolve_model(model) for model in MODELS if model != GENERATED_MODEL}
+    paths[GENERATED_MODEL] = work / (GENERATED_SPEC.name + '.tflite')
+    paths[GENERATED_MODEL].write_bytes(build_model(GENERATED_SPEC))
+    return paths
+
+
 def run_interleaved(variants: Dict[str, Callable[[int], Optional[float]]], frame_count: int,
-                    repeats: int, warmup: int) -> Timings:
+                    repeats: int, warmup: int, block: int,
+                    after_block: Callable[[str], None]) -> Timings:
     """
-    Time every variant on every frame, round-robin, after ``warmup`` untimed rounds.
+    Time every variant on every frame, in turns of ``block`` consecutive frames.
 
     A variant is called with the frame index and returns its own measured seconds (or None
-    to be timed here as a whole call). The variant order rotates from frame to frame so that
-    no variant always runs right after the same neighbour.
+    to be timed here as a whole call). The order of the variants rotates from block to
+    block so that none always follows the same neighbour.
     """
     names = list(variants)
     timings: Timings = {name: [] for name in names}
-    for index in range(min(warmup, frame_count)):
-        for name in names:
+    for name in names:
+        for index in range(min(warmup, frame_count)):
             variants[name](index)
-    step = 0
+        after_block(name)
+    turn = 0
     for _ in range(repeats):
-        for index in range(frame_count):
-            shift = step % len(names)
+        for first in range(0, frame_count, block):
+            shift = turn % len(names)
             for name in names[shift:] + names[:shift]:
-                start = time.perf_counter()
-                measured = variants[name](index)
-                elapsed = time.perf_counter() - start
-                timings[name].append(elapsed if measured is None else measured)
-            step += 1
+                for index in range(first, min(first + block, frame_count)):
+                    start = time.perf_counter()
+                    measured = variants[name](index)
+                    elapsed = time.perf_counter() - start
+                    timings[name].append(elapsed if measured is None else measured)
+                after_block(name)
+            turn += 1
     return timings
 
 
-def benchmark_model(model: str, frames: Sequence[np.ndarray], repeats: int, warmup: int,
-                    settle: float) -> Dict[Tuple[int, int], Timings]:
+def benchmark_model(model_path: Path, frames: Sequence[np.ndarray], repeats: int,
+                    warmup: int, block: int, settle: float) -> Dict[str, Timings]:
     """Measure all variants of one model at every size."""
-    model_path = resolve_model(model)
     ours = {threads: ImageSegmenter.create_from_options(ImageSegmenterOptions(
         model_path=str(model_path), output_confidence_masks=True, output_category_mask=True,
         num_threads=threads)) for threads in THREADS}
     bare = {threads: BareInvoke(model_path, threads) for threads in THREADS}
     import mediapipe as mp
     reference = mediapipe_segmenter(model_path)
+
+    def after_block(name: str) -> None:
+        # MediaPipe's graph threads finish up after segment() returns; let them settle so
+        # that their work is not charged to the next variant.
+        if name == MEDIAPIPE:
+            time.sleep(settle)
+
     results = {}
     try:
         for size in SIZES:
@@ -183,19 +179,13 @@ def benchmark_model(model: str, frames: Sequence[np.ndarray], repeats: int, warm
                     output_category_mask=category) and None
 
             def mediapipe(index):
-                start = time.perf_counter()
                 result = reference.segment(
                     mp.Image(image_format=mp.ImageFormat.SRGB, data=images[index]))
                 result.category_mask.numpy_view()
                 for mask in result.confidence_masks:
                     mask.numpy_view()
-                elapsed = time.perf_counter() - start
-                # MediaPipe's graph threads finish up after segment() returns; let them
-                # settle so that their work is not charged to the next variant.
-                time.sleep(settle)
-                return elapsed
 
-            variants = {'mediapipe both t?': mediapipe}
+            variants = {MEDIAPIPE: mediapipe}
             for threads in THREADS:
                 variants['invoke t%d' % threads] = invoke(threads)
                 variants['ours both t%d' % threads] = segment(threads)
@@ -203,7 +193,8 @@ def benchmark_model(model: str, frames: Sequence[np.ndarray], repeats: int, warm
                 DEFAULT_THREADS, category=False)
             variants['ours category t%d' % DEFAULT_THREADS] = segment(
                 DEFAULT_THREADS, confidence=False)
-            results[size] = run_interleaved(variants, len(images), repeats, warmup)
+            results['%dx%d' % size] = run_interleaved(variants, len(images), repeats, warmup,
+                                                      block, after_block)
     finally:
         reference.close()
         for segmenter in ours.values():
@@ -211,15 +202,14 @@ def benchmark_model(model: str, frames: Sequence[np.ndarray], repeats: int, warm
     return results
 
 
-def stage_breakdown(model: str, frames: Sequence[np.ndarray], size: Tuple[int, int],
+def stage_breakdown(model_path: Path, frames: Sequence[np.ndarray], size: Tuple[int, int],
                     repeats: int, warmup: int) -> Timings:
     """
     Time each step of the engine's both-masks path with the public stage functions.
 
     The steps are the ones ``ImageSegmenter.segment()`` runs, on the same interpreter
-    settings; ``segment()`` itself is interleaved with them for the total.
+    settings; ``segment()`` itself alternates with them for the total.
     """
-    model_path = resolve_model(model)
     bare = BareInvoke(model_path, DEFAULT_THREADS)
     segmenter = ImageSegmenter.create_from_options(ImageSegmenterOptions(
         model_path=str(model_path), output_confidence_masks=True, output_category_mask=True,
@@ -229,11 +219,9 @@ def stage_breakdown(model: str, frames: Sequence[np.ndarray], size: Tuple[int, i
     timings: Timings = {name: [] for name in (
         'warp', 'fill', 'invoke', 'read output', 'confidence resize', '1-p', 'category mask',
         'segment() total')}
-    # Reused scratch buffers, as segment() has them, where the engine provides them.
-    workspace = ([postprocessing.Workspace()] if hasattr(postprocessing, 'Workspace')
-                 else [])
+    workspace = postprocessing.Workspace()
 
-    def staged(index: int) -> None:
+    def staged(index: int, record: bool) -> None:
         clock = [time.perf_counter()]
 
         def lap(name: str) -> None:
@@ -251,116 +239,98 @@ def stage_breakdown(model: str, frames: Sequence[np.ndarray], size: Tuple[int, i
         lap('invoke')
         output = bare.interpreter.get_tensor(bare.output['index'])[0]
         lap('read output')
+        postprocessing.category_mask(output, bare.activation, width, height, workspace)
+        lap('category mask')
         masks = postprocessing.confidence_masks(output, bare.activation, width, height)
         lap('confidence resize')
         if output.shape[-1] == 1:
             masks.insert(0, np.float32(1.0) - masks[0])
             lap('1-p')
-        postprocessing.category_mask(output, bare.activation, width, height, *workspace)
-        lap('category mask')
 
-    def whole(index: int) -> None:
+    def whole(index: int, record: bool) -> None:
         start = time.perf_counter()
         segmenter.segment(images[index])
         if record:
             timings['segment() total'].append(time.perf_counter() - start)
 
-    record = False
     for index in range(min(warmup, len(images))):
-        staged(index)
-        whole(index)
-    record = True
+        staged(index, False)
+        whole(index, False)
     for _ in range(repeats):
-        for index in range(len(images)):
-            if index % 2:
-                whole(index)
-                staged(index)
-            else:
-                staged(index)
-                whole(index)
+        for step in (staged, whole):
+            for index in range(len(images)):
+                step(index, True)
     segmenter.close()
     return {name: values for name, values in timings.items() if values}
 
 
-def profile_segment(model: str, frames: Sequence[np.ndarray], size: Tuple[int, int],
-                    limit: int = 15) -> str:
-    """Return cProfile's cumulative-time summary of ``segment()`` (both masks)."""
+def profile_segment(model_path: Path, frames: Sequence[np.ndarray], size: Tuple[int, int],
+                    limit: int = 12) -> str:
+    """Return cProfile's own-time summary of ``segment()`` (both masks)."""
     images = resized(frames, size)
     with ImageSegmenter.create_from_options(ImageSegmenterOptions(
-            model_path=str(resolve_model(model)), output_confidence_masks=True,
+            model_path=str(model_path), output_confidence_masks=True,
             output_category_mask=True, num_threads=DEFAULT_THREADS)) as segmenter:
         segmenter.segment(images[0])
         profiler = cProfile.Profile()
         profiler.enable()
-        for _ in range(4):
-            for image in images:
-                segmenter.segment(image)
+        for image in images * 4:
+            segmenter.segment(image)
         profiler.disable()
     stream = io.StringIO()
-    pstats.Stats(profiler, stream=stream).sort_stats('tottime').print_stats(limit)
-    return stream.getvalue()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.strip_dirs().sort_stats('tottime').print_stats(limit)
+    text = stream.getvalue()
+    return text[text.index('   ncalls'):].rstrip() if '   ncalls' in text else text
 
 
-def ms(values: Sequence[float], quantile: float) -> float:
-    """Return a quantile of durations in seconds, in milliseconds."""
-    return float(np.quantile(np.asarray(values), quantile)) * 1e3
+def summary(values: Sequence[float]) -> Dict[str, float]:
+    """Median, p90 (milliseconds) and count of durations in seconds."""
+    return {'median_ms': ms(values, 0.5), 'p90_ms': ms(values, 0.9), 'frames': len(values)}
 
 
-def machine_description() -> List[str]:
-    """CPU model, core count and library versions, one markdown bullet each."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def version(distribution: str) -> str:
-        try:
-            return importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return 'not installed'
-
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None
-    return [
-        'CPU: %s, %d logical cores (%s usable by this process)' % (
-            cpu, os.cpu_count() or 0, affinity if affinity is not None else 'unknown'),
-        'OS: %s %s' % (platform.system(), platform.release()),
-        'Python %s, numpy %s, OpenCV %s, LiteRT (ai-edge-litert) %s, MediaPipe %s' % (
-            platform.python_version(), np.__version__, cv2.__version__,
-            version('ai-edge-litert'), version('mediapipe')),
-        'OPENBLAS_CORETYPE: %s' % os.environ.get('OPENBLAS_CORETYPE', 'unset'),
-    ]
+def measure(frames: int = 40, repeats: int = 3, warmup: int = 5, block: int = 10,
+            settle_ms: float = 2.0) -> Dict[str, Any]:
+    """Run every model, size and variant, the stage breakdown and the profile."""
+    started = time.perf_counter()
+    keep_freed_memory()
+    images = read_frames(frames)
+    results: Dict[str, Any] = {'models': {}, 'settings': {
+        'frames': len(images), 'repeats': repeats, 'warmup': warmup, 'block': block,
+        'settle_ms': settle_ms}}
+    with tempfile.TemporaryDirectory(prefix='engine_benchmark_') as work:
+        paths = model_paths(Path(work))
+        for model in MODELS:
+            print('engine benchmark: %s ...' % model, file=sys.stderr, flush=True)
+            timings = benchmark_model(paths[model], images, repeats, warmup, block,
+                                      settle_ms / 1e3)
+            results['models'][model] = {size: {name: summary(values) for name, values in
+                                               by_variant.items()}
+                                        for size, by_variant in timings.items()}
+        print('engine benchmark: stages and profile ...', file=sys.stderr, flush=True)
+        stages = stage_breakdown(paths[TARGET_MODEL], images, SIZES[0], repeats, warmup)
+        results['stages'] = {name: summary(values) for name, values in stages.items()}
+        results['profile'] = profile_segment(paths[TARGET_MODEL], images, SIZES[0])
+    results['seconds'] = time.perf_counter() - started
+    return results
 
 
-def results_markdown(results: Dict[str, Dict[Tuple[int, int], Timings]]) -> List[str]:
-    """Time table and ratio table of all models and sizes."""
-    lines = ['| model | size | variant | median ms | p90 ms | frames timed |',
-             '|---|---|---|---:|---:|---:|']
-    for model, by_size in results.items():
-        for (width, height), timings in by_size.items():
-            for name in sorted(timings, key=variant_order):
-                values = timings[name]
-                lines.append('| %s | %dx%d | %s | %.2f | %.2f | %d |' % (
-                    model, width, height, name.replace('t?', '(its own threads)'),
-                    ms(values, 0.5), ms(values, 0.9), len(values)))
-    lines += ['', 'Ratios of medians (same run, interleaved). Ours = both masks.', '',
-              '| model | size | ours/invoke t1 | ours/invoke t2 | MediaPipe/ours t1 '
-              '| MediaPipe/ours t2 | ours t2: confidence only / category only (ms) |',
-              '|---|---|---:|---:|---:|---:|---|']
-    for model, by_size in results.items():
-        for (width, height), timings in by_size.items():
-            median = {name: ms(values, 0.5) for name, values in timings.items()}
-            lines.append('| %s | %dx%d | %.2f | %.2f | %.2f | %.2f | %.2f / %.2f |' % (
-                model, width, height,
-                median['ours both t1'] / median['invoke t1'],
-                median['ours both t2'] / median['invoke t2'],
-                median['mediapipe both t?'] / median['ours both t1'],
-                median['mediapipe both t?'] / median['ours both t2'],
-                median['ours confidence t2'], median['ours category t2']))
-    return lines
+def medians(results: Dict[str, Any], model: str, size: str) -> Dict[str, float]:
+    """Median milliseconds per variant of one model at one size."""
+    return {name: value['median_ms']
+            for name, value in results['models'][model][size].items()}
+
+
+def targets(results: Dict[str, Any]) -> List[Tuple[str, float, bool]]:
+    """Check the engine goals: selfie model, 640x480, both masks, default threads."""
+    median = medians(results, TARGET_MODEL, TARGET_SIZE)
+    ours = median['ours both t%d' % DEFAULT_THREADS]
+    speedup = median[MEDIAPIPE] / ours
+    overhead = ours / median['invoke t%d' % DEFAULT_THREADS]
+    return [('engine: ours >= %.0fx faster than MediaPipe Tasks' % TARGET_VS_MEDIAPIPE,
+             speedup, speedup >= TARGET_VS_MEDIAPIPE),
+            ('engine: ours <= %.1fx the bare invoke()' % TARGET_VS_INVOKE,
+             overhead, overhead <= TARGET_VS_INVOKE)]
 
 
 def variant_order(name: str) -> Tuple[int, str]:
@@ -372,122 +342,74 @@ def variant_order(name: str) -> Tuple[int, str]:
     return len(name), name
 
 
-def targets_markdown(results: Dict[str, Dict[Tuple[int, int], Timings]]) -> List[str]:
-    """Mark the issue's targets (640x480, both masks, default threads) met or not met."""
-    lines = ['| model | target (640x480, both masks, %d threads) | measured | status |'
-             % DEFAULT_THREADS, '|---|---|---:|---|']
-    for model, by_size in results.items():
-        timings = by_size[(640, 480)]
-        median = {name: ms(values, 0.5) for name, values in timings.items()}
-        ours = median['ours both t%d' % DEFAULT_THREADS]
-        speedup = median['mediapipe both t?'] / ours
-        overhead = ours / median['invoke t%d' % DEFAULT_THREADS]
-        lines.append('| %s | ours >= %.1fx faster than MediaPipe Tasks | %.2fx | %s |' % (
-            model, TARGET_VS_MEDIAPIPE, speedup,
-            'met' if speedup >= TARGET_VS_MEDIAPIPE else 'not met'))
-        lines.append('| %s | ours <= %.1fx bare invoke | %.2fx | %s |' % (
-            model, TARGET_VS_INVOKE, overhead,
-            'met' if overhead <= TARGET_VS_INVOKE else 'not met'))
-    return lines
-
-
-def stages_markdown(model: str, size: Tuple[int, int], stages: Timings) -> List[str]:
-    """Per-stage medians of the both-masks path and their share of the staged sum."""
-    total = sum(ms(values, 0.5) for name, values in stages.items()
+def markdown(results: Dict[str, Any]) -> str:
+    """Ratio table, time table, stage breakdown and profile summary."""
+    t = DEFAULT_THREADS
+    lines = ['Medians per frame; ours = `segment()` with both masks. Ratios are of medians '
+             'from the same interleaved run.', '',
+             '| model | frame | invoke t1 | invoke t%d | ours t1 | ours t%d | MediaPipe '
+             '| MediaPipe / ours t%d | ours / invoke t1 | ours / invoke t%d |' % (t, t, t, t),
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for model, by_size in results['models'].items():
+        for size in by_size:
+            median = medians(results, model, size)
+            lines.append('| %s | %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2f ms | %.2fx '
+                         '| %.2fx | %.2fx |' % (
+                             model, size, median['invoke t1'], median['invoke t%d' % t],
+                             median['ours both t1'], median['ours both t%d' % t],
+                             median[MEDIAPIPE], median[MEDIAPIPE] / median['ours both t%d' % t],
+                             median['ours both t1'] / median['invoke t1'],
+                             median['ours both t%d' % t] / median['invoke t%d' % t]))
+    lines += ['', 'All variants (milliseconds per frame; `confidence`/`category`: one kind of '
+              "mask only, through `segment()`'s per-call overrides):", '',
+              '| model | frame | variant | median | p90 | frames |',
+              '|---|---|---|---:|---:|---:|']
+    for model, by_size in results['models'].items():
+        for size, variants in by_size.items():
+            for name in sorted(variants, key=variant_order):
+                value = variants[name]
+                lines.append('| %s | %s | %s | %.2f | %.2f | %d |' % (
+                    model, size, name, value['median_ms'], value['p90_ms'], value['frames']))
+    stages = results['stages']
+    total = sum(value['median_ms'] for name, value in stages.items()
                 if name != 'segment() total')
-    lines = ['Stages of `segment()` (both masks, %d threads), %s at %dx%d; medians, interleaved '
-             'with whole `segment()` calls.' % (DEFAULT_THREADS, model, size[0], size[1]), '',
-             '| stage | median ms | p90 ms | share of staged sum |', '|---|---:|---:|---:|']
-    for name, values in stages.items():
-        share = ('%.0f %%' % (100.0 * ms(values, 0.5) / total)
-                 if name != 'segment() total' else '')
+    lines += ['', 'Stages of `segment()` (%s, %s, both masks, %d threads), timed one by one '
+              'with the public stage functions; medians:' % (TARGET_MODEL, TARGET_SIZE, t), '',
+              '| stage | median ms | p90 ms | share of the staged sum |',
+              '|---|---:|---:|---:|']
+    for name, value in stages.items():
+        share = ('' if name == 'segment() total'
+                 else '%.0f %%' % (100.0 * value['median_ms'] / total))
         lines.append('| %s | %.3f | %.3f | %s |'
-                     % (name, ms(values, 0.5), ms(values, 0.9), share))
-    lines.append('| sum of stages | %.3f | | 100 %% |' % total)
-    lines += ['', '`category mask` is the align-corners interpolation of the raw tensor to the '
-              'image size plus the 0.5 threshold (the threshold alone is a few percent of it); '
-              '`1-p` is the background mask of the single-channel model.']
-    return lines
+                     % (name, value['median_ms'], value['p90_ms'], share))
+    lines += ['| sum of stages | %.3f | | 100 %% |' % total, '',
+              'Profile of `segment()` (cProfile, own time, %s at %s; OpenCV, NumPy, numba and '
+              'LiteRT calls are single entries):' % (TARGET_MODEL, TARGET_SIZE), '', '```',
+              results['profile'], '```']
+    return '\n'.join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--frames', type=int, default=50,
-                        help='distinct Megamind.avi frames (default 50)')
-    parser.add_argument('--repeats', type=int, default=4,
-                        help='passes over the frames per variant (default 4)')
-    parser.add_argument('--warmup', type=int, default=5,
-                        help='untimed warm-up frames per variant (default 5)')
-    parser.add_argument('--settle-ms', type=float, default=2.0,
-                        help='untimed pause after each MediaPipe call (default 2 ms)')
-    parser.add_argument('--output', type=Path, default=PACKAGE_ROOT / 'docs' /
-                        'engine_benchmark.md', help='markdown file to write')
-    parser.add_argument('--append', action='store_true',
-                        help='append this run to the output file instead of replacing it')
-    parser.add_argument('--profile', action='store_true',
-                        help='also print a cProfile summary of segment() at 640x480')
+    parser.add_argument('--frames', type=int, default=40,
+                        help='distinct Megamind.avi frames (default 40)')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='passes over the frames per variant (default 3)')
+    parser.add_argument('--block', type=int, default=10,
+                        help='consecutive frames per turn of a variant (default 10)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: 4 frames, 1 repeat, 1 warm-up frame')
     args = parser.parse_args(argv)
     if args.quick:
-        args.frames, args.repeats, args.warmup = 4, 1, 1
-    if args.frames < 1 or args.repeats < 1 or args.warmup < 0:
-        parser.error('--frames and --repeats must be at least 1, --warmup at least 0')
-
-    started = time.perf_counter()
-    frames = read_frames(args.frames)
-    results = {}
-    for model in MODELS:
-        print('measuring %s ...' % model, file=sys.stderr, flush=True)
-        results[model] = benchmark_model(model, frames, args.repeats, args.warmup,
-                                         args.settle_ms / 1e3)
-    print('timing the stages ...', file=sys.stderr, flush=True)
-    stages = stage_breakdown(MODELS[0], frames, SIZES[0], args.repeats, args.warmup)
-    elapsed = time.perf_counter() - started
-
-    now = datetime.datetime.now().astimezone()
-    run = ['## Run of %s' % now.strftime('%Y-%m-%d %H:%M %Z'), '']
-    run += ['- %s' % line for line in machine_description()]
-    smoke = ' (--quick smoke run)' if args.quick else ''
-    run += ['- %d distinct Megamind.avi frames x %d repeats per variant, %d warm-up frames; '
-            'whole run %.0f s%s' % (len(frames), args.repeats, args.warmup, elapsed, smoke), '']
-    run += ['### Targets (issue 2)', ''] + targets_markdown(results) + ['']
-    run += ['### Times per frame', ''] + results_markdown(results) + ['']
-    run += ['### Where the time goes', ''] + stages_markdown(MODELS[0], SIZES[0], stages)
-    text = '\n'.join(run) + '\n'
-    print(text)
-
-    if args.profile:
-        print(profile_segment(MODELS[0], frames, SIZES[0]))
-
-    header = '\n'.join([
-        '# Engine benchmark', '',
-        'Generated by `benchmarks/engine_benchmark.py` (`make bench`). In one process, on real '
-        'Megamind.avi frames resized to 640x480 and 1280x720, for both legacy selfie models:',
-        '',
-        '- `invoke tN`: the bare LiteRT `Interpreter.invoke()` on the same model file with '
-        'N threads, input already set (only the call is timed);',
-        '- `ours both|confidence|category tN`: `ImageSegmenter.segment()` with N threads and '
-        'both masks, confidence masks only or the category mask only (the latter two through '
-        "`segment()`'s per-call output overrides);",
-        "- `mediapipe both`: MediaPipe Tasks' `ImageSegmenter.segment()` (both masks) on the "
-        'same model file and frames, including the `mp.Image` wrapping of the frame. MediaPipe '
-        "Tasks' CPU inference gives the XNNPACK delegate 1 thread by default on desktop Linux "
-        '(`GetXnnpackDefaultNumThreads()` in mediapipe/calculators/tensor/'
-        'inference_calculator_utils.cc), so `MediaPipe/ours t1` is the like-for-like ratio and '
-        '`MediaPipe/ours t2` what our default (2 threads) gains.', '',
-        'The variants are interleaved round-robin per frame after a warm-up, so machine load '
-        'affects all of them alike: on a shared machine the ratios are meaningful, absolute '
-        'times less so. MediaPipe keeps working on its graph threads for a moment after '
-        '`segment()` returns, which slowed whichever variant came next by up to 1 ms; an '
-        'untimed pause (`--settle-ms`, 2 ms) follows each MediaPipe call.', '', ''])
-    if args.append and args.output.exists():
-        with args.output.open('a') as stream:
-            stream.write('\n' + text)
-    else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(header + text)
-    print('wrote %s' % args.output, file=sys.stderr)
+        args.frames, args.repeats = 4, 1
+    results = measure(args.frames, args.repeats, warmup=1 if args.quick else 5,
+                      block=args.block)
+    print('\n'.join('- %s' % line for line in machine_description()))
+    print()
+    print(markdown(results))
+    for name, value, met in targets(results):
+        print('%s: %.2fx, %s' % (name, value, 'met' if met else 'not met'))
     return 0
 
 

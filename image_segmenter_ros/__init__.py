@@ -14,7 +14,9 @@
 
 """MediaPipe Image Segmenter models on LiteRT, as a pure-Python engine and a ROS 2 node."""
 
+from .memory import keep_freed_memory
 from .segmenter import (ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult,
                         RunningMode)
 
-__all__ = ['ImageSegmenter', 'ImageSegmenterOptions', 'ImageSegmenterResult', 'RunningMode']
+__all__ = ['ImageSegmenter', 'ImageSegmenterOptions', 'ImageSegmenterResult', 'RunningMode',
+           'keep_freed_memory']

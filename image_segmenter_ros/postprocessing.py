@@ -39,33 +39,35 @@ except ImportError:  # pragma: no cover - platforms without numba take the NumPy
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
-    """Logistic function in float32."""
-    result = np.exp(-values)
-    result += np.float32(1.0)
-    return np.reciprocal(result, out=result)
+    """Logistic function in float32, in place."""
+    np.negative(values, out=values)
+    np.exp(values, out=values)
+    values += np.float32(1.0)
+    return np.reciprocal(values, out=values)
 
 
-def softmax(values: np.ndarray) -> np.ndarray:
-    """Stable softmax over the last (class) axis in float32."""
-    result = values - values.max(axis=-1, keepdims=True)
-    np.exp(result, out=result)
-    result /= result.sum(axis=-1, keepdims=True)
-    return result
+def softmax_planes(planes: np.ndarray) -> np.ndarray:
+    """
+    Stable softmax across class planes (classes, h, w) in float32, in place.
 
-
-def activate(tensor: np.ndarray, activation: Activation) -> np.ndarray:
-    """Apply the model's activation at tensor resolution (NONE copies nothing)."""
-    if activation == Activation.SIGMOID:
-        return sigmoid(tensor)
-    if activation == Activation.SOFTMAX:
-        return softmax(tensor)
-    return tensor
+    Per pixel the same operations in the same order as over the last axis of (h, w, classes):
+    subtract the maximum, exponentiate, sum the classes in order, divide. Across planes every
+    step is a contiguous element-wise pass; along a short last axis NumPy is ten times slower.
+    """
+    planes -= np.maximum.reduce(planes, axis=0)
+    np.exp(planes, out=planes)
+    planes /= np.add.reduce(planes, axis=0)
+    return planes
 
 
 def confidence_masks(tensor: np.ndarray, activation: Activation, width: int,
                      height: int) -> List[np.ndarray]:
-    """One float32 mask per class at the output size."""
-    planes = np.ascontiguousarray(np.moveaxis(activate(tensor, activation), -1, 0))
+    """One float32 mask per class at the output size; the activation at tensor resolution."""
+    planes = np.moveaxis(tensor, -1, 0).copy()
+    if activation == Activation.SIGMOID:
+        sigmoid(planes)
+    elif activation == Activation.SOFTMAX:
+        softmax_planes(planes)
     if planes.shape[1:] == (height, width):
         return list(planes)
     return [cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
