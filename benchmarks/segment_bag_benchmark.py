@@ -16,14 +16,15 @@
 segment_bag against the bare engine, on the same real frames, in the same process.
 
 A bag of Megamind.avi frames (720x528, bgr8) is segmented by ``segment_bag`` (read, decode,
-segment, build the node's messages, serialize, write the output bag with the input copied)
-and, in alternate rounds, the same frames, already decoded to RGB, by the engine's
-``segment()`` alone, with the same outputs. The ratio of the per-frame times is what the
-tool adds to the engine. The output bag is written once to disk and once to memory
-(/dev/shm), to tell storage throughput from CPU cost.
+segment, encode the node's messages, write the output bag with the input copied) and, in
+alternate rounds, the same frames, already decoded to RGB, by the engine's ``segment()``
+alone, with the same outputs. The ratio of the per-frame times is what the tool adds to the
+engine. The output bag is written once to disk and once to memory (/dev/shm), to tell
+storage throughput from CPU cost. ``measure()`` and ``markdown()`` serve the benchmark suite.
 """
 
 import argparse
+import json
 import os
 from pathlib import Path
 import platform
@@ -32,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
 from image_segmenter_ros.bag_io import BagReader
@@ -71,7 +72,11 @@ def tool_round(bag: Path, output: Path, frames: int, params: Path) -> float:
     return elapsed
 
 
-def run(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]]:
+PLACES = {'disk': 'bag on disk', 'memory': 'bag in /dev/shm'}
+TARGET_RATIO = 1.25  # segment_bag's per-frame time over the engine's, at most
+
+
+def _medians(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]]:
     """Return median per-frame seconds of the engine and segment_bag, per output choice."""
     bag = work / 'megamind'
     make_sample_bag(DEFAULT_VIDEO, bag, frames=frames, start_time=1000.0)
@@ -81,52 +86,88 @@ def run(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]]:
         places['memory'] = Path(tempfile.mkdtemp(dir='/dev/shm')) / 'out'
     options = ImageSegmenterOptions(model_path=MODEL, output_category_mask=True)
     medians: Dict[str, Dict[str, float]] = {}
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        engine_round(segmenter, images[:5], True)  # warm-up: caches and compiled code
-        for outputs, confidence in OUTPUTS.items():
-            params = work / ('%s.yaml' % outputs)
-            params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
-                'model': MODEL, 'output_confidence_masks': confidence}}}))
-            times: Dict[str, List[float]] = {'engine': [], **{place: [] for place in places}}
-            for _ in range(rounds):
-                for place, output in places.items():
-                    times['engine'].append(engine_round(segmenter, images, confidence))
-                    times[place].append(tool_round(bag, output, len(images), params))
-            medians[outputs] = {name: statistics.median(v) for name, v in times.items()}
-    if 'memory' in places:
-        shutil.rmtree(places['memory'].parent, ignore_errors=True)
+    try:
+        with ImageSegmenter.create_from_options(options) as segmenter:
+            engine_round(segmenter, images[:5], True)  # warm-up: caches and compiled code
+            for outputs, confidence in OUTPUTS.items():
+                params = work / ('%s.yaml' % outputs)
+                params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+                    'model': MODEL, 'output_confidence_masks': confidence}}}))
+                times: Dict[str, List[float]] = {'engine': [], **{p: [] for p in places}}
+                for _ in range(rounds):
+                    for place, output in places.items():
+                        times['engine'].append(engine_round(segmenter, images, confidence))
+                        times[place].append(tool_round(bag, output, len(images), params))
+                medians[outputs] = {name: statistics.median(v) for name, v in times.items()}
+    finally:
+        if 'memory' in places:
+            shutil.rmtree(places['memory'].parent, ignore_errors=True)
     return medians
 
 
-def report(medians: Dict[str, Dict[str, float]], frames: int, rounds: int) -> str:
-    lines = ['| outputs | engine `segment()` | segment_bag, bag on disk | segment_bag, bag in '
-             '/dev/shm |', '|---|---:|---:|---:|']
-    for outputs, times in medians.items():
-        engine = times['engine']
-        cells = ['%.2f ms (%.0f fps)' % (engine * 1e3, 1.0 / engine)]
-        cells += ['%.2f ms (%.0f fps), %.2fx' % (times[place] * 1e3, 1.0 / times[place],
-                                                 times[place] / engine)
-                  if place in times else 'n/a' for place in ('disk', 'memory')]
-        lines.append('| %s | %s |' % (outputs, ' | '.join(cells)))
-    lines.append('')
-    lines.append('%s, %d frames of %s (720x528 bgr8), per frame, medians of %d interleaved '
-                 'rounds; %s, %d CPUs, Python %s.' % (
-                     MODEL, frames, DEFAULT_VIDEO.name, rounds,
-                     platform.processor() or platform.machine(), os.cpu_count(),
-                     platform.python_version()))
+def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
+    """
+    Run the benchmark; return JSON-serialisable figures.
+
+    ``outputs`` maps each output choice to the engine's and segment_bag's milliseconds per
+    frame (``engine_ms``, ``disk_ms``, ``memory_ms``), frames per second (``*_fps``) and
+    segment_bag's ratio to the engine (``disk_ratio``, ``memory_ratio``); a place that could
+    not be measured (no /dev/shm) is missing.
+    """
+    keep_freed_memory()  # as the segment_bag command does
+    with tempfile.TemporaryDirectory(prefix='segment_bag_benchmark_') as work:
+        medians = _medians(frames, rounds, Path(work))
+    outputs: Dict[str, Dict[str, float]] = {}
+    for choice, times in medians.items():
+        figures = outputs[choice] = {}
+        for name, seconds in times.items():
+            figures['%s_ms' % name] = seconds * 1e3
+            figures['%s_fps' % name] = 1.0 / seconds
+            if name != 'engine':
+                figures['%s_ratio' % name] = seconds / times['engine']
+    return {'model': MODEL, 'video': DEFAULT_VIDEO.name, 'frames': frames, 'rounds': rounds,
+            'platform': '%s, %d CPUs, Python %s' % (platform.processor() or platform.machine(),
+                                                    os.cpu_count(), platform.python_version()),
+            'outputs': outputs}
+
+
+def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
+    """Check segment_bag's goal per output choice and place: (target, measured, met)."""
+    return [('segment_bag %s, %s: <= %.2fx the engine' % (choice, PLACES[place], TARGET_RATIO),
+             '%.2fx' % figures['%s_ratio' % place],
+             figures['%s_ratio' % place] <= TARGET_RATIO)
+            for choice, figures in results['outputs'].items() for place in PLACES
+            if '%s_ratio' % place in figures]
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """Return the table of a ``measure()`` result, with a line saying how it was measured."""
+    lines = ['| outputs | engine `segment()` | segment_bag, %s | segment_bag, %s |'
+             % tuple(PLACES.values()), '|---|---:|---:|---:|']
+    for choice, figures in results['outputs'].items():
+        cells = ['%.2f ms (%.0f fps)' % (figures['engine_ms'], figures['engine_fps'])]
+        cells += ['%.2f ms (%.0f fps), %.2fx' % (figures['%s_ms' % place],
+                                                 figures['%s_fps' % place],
+                                                 figures['%s_ratio' % place])
+                  if '%s_ms' % place in figures else 'n/a' for place in PLACES]
+        lines.append('| %s | %s |' % (choice, ' | '.join(cells)))
+    lines += ['', '%s, %d frames of %s (720x528 bgr8), per frame, medians of %d interleaved '
+              'rounds; %s.' % (results['model'], results['frames'], results['video'],
+                               results['rounds'], results['platform'])]
     return '\n'.join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the benchmark and print a Markdown table."""
+    """Run the benchmark and print a Markdown table (``--json``: the raw figures too)."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--frames', type=int, default=120)
     parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--json', type=Path, help='also write the figures to this file')
     args = parser.parse_args(argv)
-    keep_freed_memory()  # as the segment_bag command does
-    with tempfile.TemporaryDirectory(prefix='segment_bag_benchmark_') as work:
-        medians = run(args.frames, args.rounds, Path(work))
-    print(report(medians, args.frames, args.rounds))
+    results = measure(args.frames, args.rounds)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(markdown(results))
     return 0
 
 
