@@ -397,6 +397,29 @@ def test_looping_replay_goes_back_in_time_and_the_node_keeps_producing(
     assert START - 0.1 <= min(clock_seconds) and max(clock_seconds) <= START + FRAMES / RATE + 0.1
 
 
+def test_replay_from_a_start_offset_skips_the_first_seconds_of_the_bag(env, tmp_path):
+    topic = '/start_offset/image_raw'  # no other subscriber in this module
+    bag = tmp_path / 'bag'
+    make_sample_bag(VIDEO, bag, frames=FRAMES, rate=RATE, start_time=START, topic=topic)
+    skipped = 3
+    probe = Probe(int(env['ROS_DOMAIN_ID']))
+    try:
+        probe.subscribe(Image, topic)
+        out = finish(start(env, 'replay_bag', bag, '--start', (skipped - 0.5) / RATE,
+                           '--wait-for-subscribers', 30))
+        probe.wait_for(topic, count=FRAMES - skipped)
+        time.sleep(0.2)  # nothing else arrives
+        received = probe.messages(topic)
+    finally:
+        probe.close()
+    assert 'published %d messages' % (FRAMES - skipped) in out
+    # Frames 0, 1 and 2, stamped in the first 2.5 / RATE seconds of the bag, are left out.
+    assert [header_key(m) for m in received] == [
+        header_key(m) for m in read_bag(bag)[topic][skipped:]]
+    assert min(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+               for m in received) >= START + skipped / RATE - 1e-6
+
+
 def test_render_writes_a_contact_sheet_and_an_mp4(segmented, tmp_path, capsys):
     picture, video = tmp_path / 'sheet.png', tmp_path / 'sheet.mp4'
     assert render_main([str(segmented), str(picture), '--mp4', str(video)]) == 0
