@@ -214,6 +214,15 @@ def compressed_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarra
                         else cv2.COLOR_BGR2RGB)
 
 
+def image_layout(image: np.ndarray, encoding: str) -> Dict[str, Any]:
+    """Return the sensor_msgs/Image size fields (no header, no data) for an array."""
+    height, width = image.shape[:2]
+    return {'height': height, 'width': width, 'encoding': encoding,
+            'is_bigendian': image.dtype.byteorder == '>' or (
+                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
+            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1)}
+
+
 def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
     """
     Return the sensor_msgs/Image fields (minus header) for a mono8, rgb8/bgr8/... or 32FC1 array.
@@ -223,12 +232,9 @@ def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
     image = np.ascontiguousarray(image)
     data = array.array('B')
     data.frombytes(image.reshape(-1).view(np.uint8))
-    height, width = image.shape[:2]
-    return {'height': height, 'width': width, 'encoding': encoding,
-            'is_bigendian': image.dtype.byteorder == '>' or (
-                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
-            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1),
-            'data': data}
+    fields = image_layout(image, encoding)
+    fields['data'] = data
+    return fields
 
 
 def render_overlay(image: np.ndarray, category_mask: np.ndarray, alpha: float,

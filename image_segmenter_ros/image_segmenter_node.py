@@ -45,7 +45,7 @@ from std_msgs.msg import String
 from . import ImageSegmenter, ImageSegmenterResult, RunningMode
 from .image_conversions import compressed_to_array, image_to_array, InvalidImageError
 from .outputs import (category_message, confidence_message, confidence_topics, labels_yaml,
-                      overlay_message)
+                      MessageBuffer, overlay_message)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
                          model_name, PARAMETERS, startup_problem)
 
@@ -230,6 +230,10 @@ class ImageSegmenterNode(Node):
         self._confidence_pubs = [publisher(Image, topic) for topic in confidence_topics(
             self._segmenter.labels)] if self._value('output_confidence_masks') else []
         self._overlay_pub = publisher(Image, 'overlay')
+        # One reused message per output: the worker publishes them one at a time.
+        self._category_buffer = MessageBuffer()
+        self._confidence_buffers = [MessageBuffer() for _ in self._confidence_pubs]
+        self._overlay_buffer = MessageBuffer()
         self._labels_pub = self.create_publisher(String, 'labels', QoSProfile(
             depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
@@ -329,13 +333,14 @@ class ImageSegmenterNode(Node):
             raise FloatingPointError('the model produced NaN or infinite confidences')
         header = msg.header
         if category:
-            self._category_pub.publish(category_message(header, result))
+            self._category_pub.publish(category_message(header, result, self._category_buffer))
         for index in confidences:
-            self._confidence_pubs[index].publish(confidence_message(header, result, index))
+            self._confidence_pubs[index].publish(confidence_message(
+                header, result, index, self._confidence_buffers[index]))
         if overlay:
-            self._overlay_pub.publish(overlay_message(header, image, result,
-                                                      settings.overlay_alpha,
-                                                      getattr(msg, 'encoding', None)))
+            self._overlay_pub.publish(overlay_message(
+                header, image, result, settings.overlay_alpha, getattr(msg, 'encoding', None),
+                self._overlay_buffer))
         latency = None
         if header.stamp.sec or header.stamp.nanosec:
             latency = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6

@@ -19,6 +19,7 @@ Both build their outputs here, so a bag segmented offline holds the same topics,
 encodings and bytes as a recording of the live node.
 """
 
+import array
 import re
 from typing import Any, List, Optional, Sequence
 
@@ -26,7 +27,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 import yaml
 
-from .image_conversions import image_fields, render_overlay
+from .image_conversions import image_fields, image_layout, render_overlay
 from .segmenter import ImageSegmenterResult
 from .visualization import class_colour
 
@@ -66,26 +67,63 @@ def labels_yaml(model: str, locale: str, labels: Sequence[str],
                            'classes': classes}, sort_keys=False)
 
 
-def _image(header: Any, pixels: np.ndarray, encoding: str) -> Image:
+# Jazzy's setter copies an array('B') unless the message checks its fields (then it keeps it);
+# Humble's always keeps it and has no such option.
+_KEEPS_ARRAYS = {'check_fields': True} if '_check_fields' in Image.__slots__ else {}
+
+
+class MessageBuffer:
+    """
+    One Image message reused for every frame of an output topic.
+
+    For a publisher only: publish() has copied the message when it returns, so the next frame
+    can refill the same data buffer instead of allocating (and faulting in) a full-size one.
+    Messages that are kept, like segment_bag's, must not come from here.
+    """
+
+    def __init__(self):
+        self.msg = Image(**_KEEPS_ARRAYS)
+
+    def fill(self, header: Any, pixels: np.ndarray, encoding: str) -> Image:
+        """Return the message holding ``pixels``, with ``header`` and the fields of a new one."""
+        msg = self.msg
+        for name, value in image_layout(pixels, encoding).items():
+            setattr(msg, name, value)
+        msg.header = header
+        if len(msg.data) != pixels.nbytes:
+            msg.data = array.array('B', bytes(pixels.nbytes))
+        # Refill the buffer the message holds, whichever object the setter kept.
+        target = np.frombuffer(msg.data, pixels.dtype).reshape(pixels.shape)
+        np.copyto(target, pixels, casting='no')
+        return msg
+
+
+def _image(header: Any, pixels: np.ndarray, encoding: str,
+           reuse: Optional[MessageBuffer] = None) -> Image:
+    if reuse is not None:
+        return reuse.fill(header, pixels, encoding)
     fields = image_fields(pixels, encoding)
     data = fields.pop('data')
-    msg = Image(header=header, **fields)
-    msg.data = data  # Image(data=...) would copy the buffer twice, the setter at most once
+    msg = Image(header=header, **fields, **_KEEPS_ARRAYS)
+    msg.data = data  # Image(data=...) would copy the buffer twice; this setter keeps it
     return msg
 
 
-def category_message(header: Any, result: ImageSegmenterResult) -> Image:
+def category_message(header: Any, result: ImageSegmenterResult,
+                     reuse: Optional[MessageBuffer] = None) -> Image:
     """Return the mono8 category mask message, stamped with the input's header."""
-    return _image(header, result.category_mask, 'mono8')
+    return _image(header, result.category_mask, 'mono8', reuse)
 
 
-def confidence_message(header: Any, result: ImageSegmenterResult, index: int) -> Image:
+def confidence_message(header: Any, result: ImageSegmenterResult, index: int,
+                       reuse: Optional[MessageBuffer] = None) -> Image:
     """Return the 32FC1 confidence mask message of class ``index``."""
-    return _image(header, result.confidence_masks[index], '32FC1')
+    return _image(header, result.confidence_masks[index], '32FC1', reuse)
 
 
 def overlay_message(header: Any, image: np.ndarray, result: ImageSegmenterResult,
-                    alpha: float, input_encoding: Optional[str]) -> Image:
+                    alpha: float, input_encoding: Optional[str],
+                    reuse: Optional[MessageBuffer] = None) -> Image:
     """Return the overlay message: the decoded input with the class colours blended in."""
     picture, encoding = render_overlay(image, result.category_mask, alpha, input_encoding)
-    return _image(header, picture, encoding)
+    return _image(header, picture, encoding, reuse)
