@@ -22,12 +22,15 @@ complete: an interrupted or failed run never leaves something that looks like a 
 """
 
 from dataclasses import dataclass
+import heapq
 import importlib
 from io import BytesIO
+import mmap
 from pathlib import Path
 import shutil
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+import zlib
 
 from rclpy.duration import Duration
 from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile,
@@ -36,7 +39,8 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
-from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.reader import DirectoryReader
+from rosbags.rosbag2.storage_mcap import ChunkInfo, McapReader, McapWriter, Msg, msgsrc
 from rosbags.typesys import get_typestore, Stores
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -51,6 +55,73 @@ _DIRECT_BYTES = 64 * 1024
 _CHUNK_HEADER = struct.Struct('<BQQQQIIQ')  # op, length, start, end, size, crc, '', size
 _MESSAGE_HEADER = struct.Struct('<BQHIQQ')  # op, length, channel, sequence, log/publish time
 _INDEX_ENTRY = struct.Struct('<QQ')
+_RECORD = struct.Struct('<BQ')  # op, length
+_MESSAGE_START = struct.Struct('<HIQ')  # channel, sequence, log time (then publish time)
+
+
+def _mapped_chunk(chunk: ChunkInfo, data: memoryview, channels: Dict[int, Connection],
+                  start: int, stop: int) -> Iterator[Msg]:
+    """Yield the messages of an uncompressed chunk in time order, as views of ``data``."""
+    yield Msg(chunk.message_start_time, 0, None, None)  # heapq.merge reads no further yet
+    begin = chunk.chunk_start_offset + 9 + 40  # op, length, times, size, crc, '', size
+    records = data[begin:begin + chunk.uncompressed_size]
+    (crc,) = struct.unpack_from('<I', data, chunk.chunk_start_offset + 9 + 24)
+    if len(records) != chunk.uncompressed_size or (crc and zlib.crc32(records) != crc):
+        raise ReaderError('Chunk at offset %d is truncated or corrupt.' % chunk.chunk_start_offset)
+    messages = []
+    offset = 0
+    while offset < len(records):
+        op, length = _RECORD.unpack_from(records, offset)
+        offset += _RECORD.size
+        if offset + length > len(records) or (op == 0x05 and length < 22):
+            raise ReaderError('Invalid record in the chunk at offset %d.'
+                              % chunk.chunk_start_offset)
+        if op == 0x05:
+            channel, _, log_time = _MESSAGE_START.unpack_from(records, offset)
+            if start <= log_time < stop and channel in channels:
+                messages.append(Msg(log_time, chunk.chunk_start_offset, channels[channel],
+                                    records[offset + 22:offset + length]))
+        offset += length
+    yield from sorted(messages, key=lambda message: message.timestamp)
+
+
+class _MappedMcapReader(McapReader):
+    """
+    rosbags' MCAP storage reader, minus the copies of every message.
+
+    rosbags reads each chunk into memory and copies each message out of it twice; for camera
+    frames that costs more than decoding them. Here the file is memory-mapped, and messages
+    of uncompressed chunks are views of it (the mapping lives as long as any view does).
+    Compressed chunks and files without a chunk index are read by rosbags as before.
+    """
+
+    def open(self) -> None:  # noqa: A003 - rosbags' name
+        super().open()
+        self._map = memoryview(mmap.mmap(self.bio.fileno(), 0, access=mmap.ACCESS_READ))
+
+    def close(self) -> None:
+        self._map = None
+        super().close()
+
+    def messages(self, connections: Sequence[Connection], start: Optional[int] = None,
+                 stop: Optional[int] = None) -> Iterator[Any]:
+        if not self.chunks:
+            yield from super().messages(connections, start, stop)
+            return
+        channels = {connection.id: connection for connection in connections}
+        sources = []
+        for chunk in self.chunks:
+            if ((start is not None and start > chunk.message_end_time) or
+                    (stop is not None and chunk.message_start_time >= stop) or
+                    not any(chunk.channel_count.get(cid, 0) for cid in channels)):
+                continue
+            first = chunk.message_start_time if start is None else start
+            end = chunk.message_end_time + 1 if stop is None else stop
+            sources.append(msgsrc(chunk, channels, first, end, self.bio) if chunk.compression
+                           else _mapped_chunk(chunk, self._map, channels, first, end))
+        for timestamp, offset, connection, data in heapq.merge(*sources):
+            if offset:
+                yield connection, timestamp, data
 
 
 class _DirectMcapWriter(McapWriter):
@@ -93,6 +164,19 @@ class _DirectMcapWriter(McapWriter):
         self.message_start_time = min(timestamp, self.message_start_time)
         self.message_end_time = max(timestamp, self.message_end_time)
         self.channel_stats[connection.id] += 1
+
+
+class _DirectoryReader(DirectoryReader):
+    """The rosbags reader of bag folders, with MCAP files read by _MappedMcapReader."""
+
+    STORAGE_PLUGINS = {**DirectoryReader.STORAGE_PLUGINS, 'mcap': _MappedMcapReader}
+
+
+class _Reader(Reader):
+    """The rosbags reader, with MCAP files read by _MappedMcapReader."""
+
+    STORAGE_PLUGINS = {**Reader.STORAGE_PLUGINS, 'dir': _DirectoryReader,
+                       '.mcap': _MappedMcapReader}
 
 
 class _Writer(Writer):
@@ -150,7 +234,7 @@ class BagMessage:
     topic: str
     index: int
     timestamp_ns: int
-    raw: bytes
+    raw: Union[bytes, memoryview]  # a view of the file only if asked for
     msgtype: str
 
 
@@ -160,7 +244,7 @@ class BagReader:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            self._reader = Reader(self.path)
+            self._reader = _Reader(self.path)
             self._reader.open()
         except (FileNotFoundError, ReaderError, OSError, ValueError, KeyError) as error:
             raise BagError('Cannot open bag %s: %s' % (self.path, error)) from None
@@ -197,17 +281,22 @@ class BagReader:
         """Return the QoS profiles the recorded publishers of ``topic`` offered."""
         return [p for c in self.connections[topic] for p in c.ext.offered_qos_profiles]
 
-    def messages(self, topics: Sequence[str], start_ns: Optional[int] = None
-                 ) -> Iterator[BagMessage]:
-        """Yield the messages of ``topics`` in receive-time order."""
+    def messages(self, topics: Sequence[str], start_ns: Optional[int] = None,
+                 views: bool = False) -> Iterator[BagMessage]:
+        """
+        Yield the messages of ``topics`` in receive-time order.
+
+        With ``views``, messages of MCAP files may be memoryviews of the file instead of bytes:
+        no copy, for callers that only look at them or write them elsewhere.
+        """
         connections = [c for topic in topics for c in self.connections[topic]]
         indices = dict.fromkeys(topics, 0)
         try:
             for connection, timestamp, raw in self._reader.messages(connections, start=start_ns):
-                yield BagMessage(connection.topic, indices[connection.topic], timestamp, raw,
-                                 connection.msgtype)
+                yield BagMessage(connection.topic, indices[connection.topic], timestamp,
+                                 raw if views else bytes(raw), connection.msgtype)
                 indices[connection.topic] += 1
-        except (ReaderError, OSError, ValueError, KeyError, EOFError) as error:
+        except (ReaderError, OSError, ValueError, KeyError, EOFError, struct.error) as error:
             raise BagError('Cannot read bag %s after message %d of %s: %s' % (
                 self.path, max(indices.values(), default=0), ', '.join(topics), error)) from None
 
@@ -217,7 +306,7 @@ class BagReader:
         if cls is None:
             cls = self._classes[message.msgtype] = message_class(message.msgtype)
         try:
-            return deserialize_message(message.raw, cls)
+            return deserialize_message(bytes(message.raw), cls)
         except RuntimeError as error:
             raise DecodeError(describe(self.path, message, error)) from None
 

@@ -321,7 +321,7 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
             return writer
 
         def decoded() -> Iterator[Tuple[BagMessage, Union[_Frame, str, None]]]:
-            for message in reader.messages(list(reader.topics)):
+            for message in reader.messages(list(reader.topics), views=True):
                 yield message, work.decode(message) if message.topic in cameras else None
         store = _WriterThread(output_path, create)
         frames = _ahead(decoded(), _AHEAD)

@@ -126,6 +126,30 @@ def test_sample_bags_round_trip_in_both_storages(tmp_path, storage, encoding):
             np.testing.assert_array_equal(ic.image_to_array(msg), expected)
 
 
+def test_mapped_mcap_reading_gives_what_rosbags_reads(sample_bag, tmp_path):
+    """Small messages chunked together and frames in chunks of their own, in time order."""
+    from rosbags.rosbag2 import Reader
+    bag = tmp_path / 'mixed'
+    frames = read_bag(sample_bag)[CAMERA]
+    with BagWriter(bag) as writer:
+        writer.add_topic(CAMERA, 'sensor_msgs/msg/Image')
+        writer.add_topic('/chatter', 'std_msgs/msg/String')
+        for index, frame in enumerate(frames):
+            writer.write(CAMERA, 10 * index + 5, frame)
+            for tick in range(3):
+                writer.write('/chatter', 10 * index + 3 * tick, String(data=str(tick)))
+    with Reader(bag) as plain:
+        expected = [(c.topic, t, raw) for c, t, raw in plain.messages()]
+    with BagReader(bag) as reader:
+        for views in (False, True):
+            got = [(m.topic, m.timestamp_ns, m.raw) for m in reader.messages(
+                [CAMERA, '/chatter'], views=views)]
+            assert got == expected
+            assert all(isinstance(raw, memoryview if views else bytes) for _, _, raw in got)
+        assert [m.timestamp_ns for m in reader.messages([CAMERA], start_ns=25)] == [
+            10 * index + 5 for index in range(2, len(frames))]
+
+
 def assert_masks_match_engine(bag: Path, inputs: List[Any], engine: ImageSegmenter) -> None:
     """One mask per frame and output, the frame's header, the engine's values."""
     messages = read_bag(bag, MASKS + ['/camera/labels'])
