@@ -37,12 +37,12 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
 from image_segmenter_ros.bag_io import BagReader
 from image_segmenter_ros.demo import DEFAULT_VIDEO
 from image_segmenter_ros.image_conversions import image_to_array
 from image_segmenter_ros.make_sample_bag import make_sample_bag
-from image_segmenter_ros.segment_bag import keep_freed_memory, segment_bag
+from image_segmenter_ros.segment_bag import segment_bag
 import numpy as np
 import yaml
 

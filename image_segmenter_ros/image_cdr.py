@@ -69,11 +69,10 @@ def encode_image(header: Header, pixels: np.ndarray, encoding: str) -> Tuple[byt
     """
     Return the CDR of an Image of ``pixels`` as (the bytes before the data, the data).
 
-    ``pixels`` is a C-contiguous mono8, rgb8/bgr8/..., or 32FC1 array: rows are not padded,
-    as the node publishes them.
+    ``pixels`` is a mono8, rgb8/bgr8/..., or 32FC1 array; the data is a view of it when it
+    is C-contiguous (rows are not padded, as the node publishes them).
     """
-    if not pixels.flags.c_contiguous:
-        raise ValueError('Image pixels must be C-contiguous.')
+    pixels = np.ascontiguousarray(pixels)
     height, width = pixels.shape[:2]
     big_endian = pixels.dtype.byteorder == '>' or (
         pixels.dtype.byteorder == '=' and sys.byteorder == 'big')

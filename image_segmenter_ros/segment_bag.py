@@ -17,18 +17,19 @@ segment_bag: segment the image topics of a rosbag2 offline, as the node would li
 
 ``segment_bag INPUT OUTPUT [--model NAME|PATH] [--params-file YAML] [--topics T ...] [--force]``
 copies every message of INPUT to OUTPUT and adds, for each frame of the chosen image topics
-(raw and compressed), the masks the node would publish for it: the same topic names, header,
-encodings and values, built by the node's own code (``outputs``, ``parameters``). Every frame
-gets exactly one message per enabled output, stored at the frame's receive time; frames that
-do not decode are counted, reported and skipped.
+(raw and compressed), the masks the node would publish for it: the node's topic names and
+parameters (``outputs``, ``parameters``), the input's header, the node's encodings and values
+(the tests compare with a recording of the live node). Every frame gets exactly one message
+per enabled output, stored at the frame's receive time; frames that do not decode are
+counted, reported and skipped.
 
 Three threads overlap: one reads and decodes the next frames, the main thread segments, one
-stores. Frames and masks travel as CDR bytes around views of their pixels (``image_cdr``):
-the only full copies of a frame are the kernel's, into and out of the files.
+stores. Frames and masks travel as CDR around views of their pixels (``image_cdr``): input
+frames go from the memory-mapped bag to the output file, masks from the engine's arrays,
+never through rclpy messages or the copies its serializer makes.
 """
 
 import argparse
-import ctypes
 from dataclasses import dataclass
 from pathlib import Path
 import queue
@@ -49,6 +50,7 @@ from .bag_io import (BagError, BagMessage, BagReader, BagWriter, DecodeError, de
 from .cli import join_topic, output_namespace, run
 from .image_cdr import CdrError, decode_image, encode_image
 from .image_conversions import compressed_to_array, image_to_array, render_overlay
+from .memory import keep_freed_memory
 from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC, labels_yaml, OVERLAY_TOPIC
 from .parameters import create_segmenter, load_parameters, model_name
 from .segmenter import ImageSegmenter, RunningMode
@@ -63,7 +65,6 @@ _ABORT = object()  # tells the writer thread to drop the bag
 _END = object()  # the reader thread has no more messages
 _AHEAD = 4  # frames decoded ahead of the segmentation
 T = TypeVar('T')
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters of glibc's malloc.h
 
 
 @dataclass
@@ -131,22 +132,6 @@ class _WriterThread:
         self._queue.put(None if complete else _ABORT)
         self._thread.join()
         self._raise()
-
-
-def keep_freed_memory() -> None:
-    """
-    Let glibc reuse freed frame buffers instead of handing them back to the kernel.
-
-    Every frame allocates and frees several megabyte-sized buffers (messages, CDR bytes,
-    storage chunks); by default each comes from a fresh mmap whose pages fault in again,
-    which costs more than the copies themselves. A no-op where glibc is not the C library.
-    """
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-    except OSError:
-        return
-    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 25)  # glibc's largest allowed threshold (32 MiB)
 
 
 def _cameras(reader: BagReader, topics: Sequence[str], namespace: Optional[str],
@@ -235,12 +220,10 @@ class _Frame:
 class _Segmentation:
     """The node's per-frame work on one bag message: decode once, compute enabled outputs."""
 
-    def __init__(self, reader: BagReader, segmenter: ImageSegmenter, values: Dict[str, Any],
-                 overlay: bool):
+    def __init__(self, reader: BagReader, segmenter: ImageSegmenter, values: Dict[str, Any]):
         self._reader = reader
         self._segmenter = segmenter
         self._values = values
-        self._overlay = overlay
 
     def decode(self, message: BagMessage) -> Union[_Frame, str]:
         """
@@ -267,7 +250,12 @@ class _Segmentation:
             return describe(self._reader.path, message, error)
 
     def outputs(self, camera: _Camera, frame: _Frame) -> List[Tuple[str, Tuple[Any, ...]]]:
-        """Return each enabled output topic with its message's CDR pieces."""
+        """
+        Return each enabled output topic with its message's CDR pieces.
+
+        The pieces hold views of the result's masks, which the engine allocates anew for every
+        frame: they stay valid while the writer thread stores them.
+        """
         values = self._values
         result = self._segmenter.segment(
             frame.image, values['rotation_degrees'],
@@ -304,7 +292,7 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
         labels = serialize_message(String(data=labels_yaml(
             model_name(values.get), values['display_names_locale'], segmenter.labels,
             segmenter.display_names)))
-        work = _Segmentation(reader, segmenter, values, overlay)
+        work = _Segmentation(reader, segmenter, values)
         skipped: List[str] = []
         done = 0
 
