@@ -69,6 +69,8 @@ SIZES = {'VGA': (640, 480), '720p': (1280, 720)}
 # the publisher, the node's subscription overridden to reliable (its depth stays 5).
 INPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 OUTPUT_QOS = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
+# Shipped for large images over shared memory; see the file.
+DDS_PROFILE = PACKAGE_ROOT / 'config' / 'fastdds_large_images.xml'
 SEARCH_RATES = (30.0, 45.0, 60.0, 75.0, 90.0, 110.0, 130.0)
 
 # Targets.
@@ -365,6 +367,39 @@ class Bench:
         self.probe.close()
 
 
+class EngineTimer:
+    """The engine in this process, timed on the node's frames right before and after a run."""
+
+    def __init__(self, frames_by_size: Dict[str, List[np.ndarray]]):
+        self.frames = frames_by_size
+        self.segmenter = ImageSegmenter.create_from_options(ImageSegmenterOptions(
+            model_path=MODEL, running_mode=RunningMode.IMAGE, output_confidence_masks=True,
+            output_category_mask=True, num_threads=THREADS))
+        self.samples: Dict[str, List[float]] = {size: [] for size in frames_by_size}
+        for frames in frames_by_size.values():
+            for frame in frames[:3]:
+                self.segmenter.segment(frame)
+
+    def time(self, size: str, repeats: int = 40) -> List[float]:
+        """Time ``segment()`` (both masks) ``repeats`` times; return milliseconds."""
+        frames = self.frames[size]
+        times = []
+        for index in range(repeats):
+            start = time.perf_counter()
+            self.segmenter.segment(frames[index % len(frames)])
+            times.append((time.perf_counter() - start) * 1000.0)
+        self.samples[size] += times
+        return times
+
+    def summary(self) -> Dict[str, Dict[str, float]]:
+        return {size: {'p50_ms': float(np.percentile(times, 50)),
+                       'p99_ms': float(np.percentile(times, 99)), 'samples': len(times)}
+                for size, times in self.samples.items() if times}
+
+    def close(self) -> None:
+        self.segmenter.close()
+
+
 def wait_for_answers(recorder: MaskRecorder, stamps: Sequence[int], timeout: float) -> None:
     """Give the masks of the last frames time to arrive; return early when all did."""
     deadline = time.monotonic() + timeout
@@ -397,9 +432,10 @@ def latency_grows(result: Dict[str, Any]) -> bool:
     return first is not None and last is not None and last > 2.0 * first + 10.0
 
 
-def run_scenario(bench: Bench, scenario: Scenario, seconds: float,
-                 warm_up: float) -> Dict[str, Any]:
-    """Run one scenario on a fresh node; return its figures."""
+def run_scenario(bench: Bench, scenario: Scenario, seconds: float, warm_up: float,
+                 engine: EngineTimer) -> Dict[str, Any]:
+    """Run one scenario on a fresh node, the engine timed just before and after; return figures."""
+    engine_ms = engine.time(scenario.size)
     node, namespace, _, recorder, publisher = bench.start(scenario)
     try:
         meter = ProcessMeter(node.process.pid)
@@ -412,8 +448,14 @@ def run_scenario(bench: Bench, scenario: Scenario, seconds: float,
         values = ({} if scenario.mode == 'ECHO' else bench.settled_diagnostics(namespace))
     finally:
         code = node.stop(signal.SIGINT)
+    engine_ms += engine.time(scenario.size)
     result = asdict(scenario)
     result.update(summarise(recorder, stamps, rate, seconds))
+    result['engine_p50_ms'] = float(np.percentile(engine_ms, 50))
+    result['engine_p99_ms'] = float(np.percentile(engine_ms, 99))
+    for key in ('p50', 'p95', 'p99'):
+        value = result['latency_' + key]
+        result[key + '_vs_engine'] = None if value is None else value / result['engine_p50_ms']
     result.update(memory)
     result.update({
         'cpu_pct': cpu, 'exit_code': code,
@@ -456,37 +498,6 @@ def search_rate(bench: Bench, seconds: float, warm_up: float,
     return {'steps': steps, 'max_sustained_hz': sustained, 'exit_code': code,
             'limited_by_publisher': bool(steps and steps[-1]['publisher_bound'] and
                                          steps[-1]['ok'])}
-
-
-def engine_times(frames_by_size: Dict[str, List[np.ndarray]],
-                 repeats: int = 60) -> Dict[str, Dict[str, float]]:
-    """Time ``segment()`` (both masks, the node's threads and model) on the same frames."""
-    options = ImageSegmenterOptions(model_path=MODEL, running_mode=RunningMode.IMAGE,
-                                    output_confidence_masks=True, output_category_mask=True,
-                                    num_threads=THREADS)
-    out = {}
-    with ImageSegmenter.create_from_options(options) as segmenter:
-        for size, frames in frames_by_size.items():
-            for frame in frames[:5]:
-                segmenter.segment(frame)
-            times = []
-            for index in range(repeats):
-                start = time.perf_counter()
-                segmenter.segment(frames[index % len(frames)])
-                times.append((time.perf_counter() - start) * 1000.0)
-            out[size] = {'p50': float(np.percentile(times, 50)),
-                         'p99': float(np.percentile(times, 99)), 'samples': times}
-    return out
-
-
-def merge_engine(before: Dict[str, Dict], after: Dict[str, Dict]) -> Dict[str, Dict[str, Any]]:
-    merged = {}
-    for size in before:
-        samples = before[size]['samples'] + after[size]['samples']
-        merged[size] = {'before_p50_ms': before[size]['p50'], 'after_p50_ms': after[size]['p50'],
-                        'p50_ms': float(np.percentile(samples, 50)),
-                        'p99_ms': float(np.percentile(samples, 99))}
-    return merged
 
 
 def profile_node(bench: Bench, seconds: float, warm_up: float, out_dir: Path,
@@ -556,20 +567,19 @@ def use_dds_profile(path: Optional[Path]) -> None:
 def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float = 6.0,
             profile: bool = False, best_effort: bool = True, log_dir: Optional[Path] = None,
             scenarios: Optional[Sequence[str]] = None, search: bool = True,
-            dds_profile: Optional[Path] = None) -> Dict[str, Any]:
+            dds_profile: Optional[Path] = DDS_PROFILE) -> Dict[str, Any]:
     """
     Run the scenarios, the rate search and the engine timing; return JSON-able results.
 
-    ``scenarios`` picks scenarios by name (default: all); ``dds_profile`` is a Fast DDS XML
-    profile for the benchmark and the nodes (see use_dds_profile).
+    ``scenarios`` picks scenarios by name (default: all); ``dds_profile`` is the Fast DDS XML
+    profile of this process and the nodes (None: rmw_fastrtps' defaults). This process reads
+    it only if it has not started rclpy before (see use_dds_profile).
     """
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix='node_benchmark_'))
-    if dds_profile is not None:
-        use_dds_profile(dds_profile)
+    use_dds_profile(dds_profile)
     chosen = [item for item in SCENARIOS + ((BEST_EFFORT,) if best_effort else ())
               if scenarios is None or item.name in scenarios]
-    frames = {size: real_frames(*wh) for size, wh in SIZES.items()}
-    before = engine_times(frames)
+    engine = EngineTimer({size: real_frames(*wh) for size, wh in SIZES.items()})
     bench = Bench(log_dir)
     results: Dict[str, Any] = {
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
@@ -582,19 +592,16 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
         'scenarios': [], 'log_dir': str(log_dir)}
     try:
         for scenario in chosen:
-            results['scenarios'].append(run_scenario(bench, scenario, seconds, warm_up))
+            results['scenarios'].append(run_scenario(bench, scenario, seconds, warm_up,
+                                                     engine))
         if search:
             results['rate_search'] = search_rate(bench, search_seconds, warm_up)
         if profile:
             results['profile'] = profile_node(bench, seconds, warm_up, log_dir)
     finally:
         bench.close()
-    results['engine'] = merge_engine(before, engine_times(frames))
-    for item in results['scenarios']:
-        engine = results['engine'][item['size']]['p50_ms']
-        for key in ('p50', 'p95', 'p99'):
-            value = item['latency_' + key]
-            item['%s_vs_engine' % key] = value / engine if value is not None else None
+        engine.close()
+    results['engine'] = engine.summary()
     results['targets'] = targets(results)
     return results
 
@@ -624,8 +631,9 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         out.append({'target': '720p LIVE_STREAM 30 Hz under %.0f %% drops' % LIVE_720P_DROPS_PCT,
                     'value': '%.1f %%' % live720['drops_pct'],
                     'met': live720['drops_pct'] < LIVE_720P_DROPS_PCT})
-    if by_name:
-        peak_rss = max(item['peak_rss_mb'] for item in by_name.values())
+    nodes = [item for item in by_name.values() if item['mode'] != 'ECHO']
+    if nodes:
+        peak_rss = max(item['peak_rss_mb'] for item in nodes)
         out.append({'target': 'node RSS under %.0f MB' % RSS_LIMIT_MB,
                     'value': 'peak %.0f MB' % peak_rss, 'met': peak_rss < RSS_LIMIT_MB})
     return out
@@ -652,20 +660,23 @@ def markdown(results: Dict[str, Any]) -> str:
             MODEL, THREADS, results['qos']), '',
         "Latency: arrival of a frame's last mask in the benchmark process minus its header "
         'stamp (its send time). Drops: frames sent in the measured interval without all three '
-        'masks. CPU: node process, % of one core.', '',
-        '| scenario | input | sent | answered | drops | out rate | p50 | p95 | p99 '
+        'masks. CPU: node process, % of one core. Engine p50: `segment()` on the same frames '
+        'in the benchmark process, just before and after the scenario; the echo scenario '
+        'replaces the node by a process that answers with ready-made masks (no engine), the '
+        'floor that rclpy and DDS set.', '',
+        '| scenario | input | sent | answered | drops | out rate | p50 | p95 | p99 | engine p50 '
         '| p50/engine | p99/engine | node CPU | RSS (peak) |',
-        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+        '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for item in results['scenarios']:
         lines.append(
             '| %s | %s %s, %s | %d | %d | %d (%.1f %%) | %.1f Hz | %s ms | %s ms | %s ms '
-            '| %s | %s | %.0f %% | %.0f (%.0f) MB |' % (
+            '| %.2f ms | %s | %s | %.0f %% | %.0f (%.0f) MB |' % (
                 item['name'], item['size'], item['encoding'],
                 'reliable' if item['reliable'] else 'best effort', item['sent'],
                 item['answered'], item['drops'], item['drops_pct'], item['output_hz'],
                 _ms(item['latency_p50']), _ms(item['latency_p95']), _ms(item['latency_p99']),
-                _x(item['p50_vs_engine']), _x(item['p99_vs_engine']), item['cpu_pct'],
-                item['rss_mb'], item['peak_rss_mb']))
+                item['engine_p50_ms'], _x(item['p50_vs_engine']), _x(item['p99_vs_engine']),
+                item['cpu_pct'], item['rss_mb'], item['peak_rss_mb']))
     lines += ['', 'Node counters over the whole run (warm-up included): received of sent, '
               'dropped by the node (LIVE_STREAM: stale frames, by design):', '']
     for item in results['scenarios']:
@@ -677,12 +688,12 @@ def markdown(results: Dict[str, Any]) -> str:
                          item['name'], item['node_received'], item['total_sent'],
                          item['total_sent'] - item['node_received'], item['node_dropped'],
                          item['node_processing_p50_ms'], item['node_latency_p50_ms']))
-    lines += ['', '| engine `segment()` | p50 before | p50 after | p50 all | p99 all |',
-              '|---|---:|---:|---:|---:|']
+    lines += ['', 'Engine `segment()` in the benchmark process (both masks, %d threads), timed '
+              'just before and after each scenario, all samples:' % THREADS, '',
+              '| frame | p50 | p99 | samples |', '|---|---:|---:|---:|']
     for size, values in engine.items():
-        lines.append('| %s | %.2f ms | %.2f ms | %.2f ms | %.2f ms |' % (
-            size, values['before_p50_ms'], values['after_p50_ms'], values['p50_ms'],
-            values['p99_ms']))
+        lines.append('| %s | %.2f ms | %.2f ms | %d |' % (
+            size, values['p50_ms'], values['p99_ms'], values['samples']))
     search = results.get('rate_search')
     if search:
         lines += ['', 'Maximum sustained rate, VGA VIDEO (one node, rising rate; a step passes '
@@ -732,9 +743,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='skip the best-effort VGA scenario')
     parser.add_argument('--scenario', action='append', help='run only this scenario (repeatable)')
     parser.add_argument('--no-search', action='store_true', help='skip the rate search')
-    parser.add_argument('--dds-profile', type=Path,
-                        help='Fast DDS XML profile for this process and the nodes, e.g. '
-                        'config/fastdds_large_images.xml')
+    parser.add_argument('--dds-profile', type=Path, default=DDS_PROFILE,
+                        help='Fast DDS XML profile for this process and the nodes '
+                        '(default: %(default)s)')
+    parser.add_argument('--no-dds-profile', action='store_const', const=None,
+                        dest='dds_profile', help="rmw_fastrtps' defaults")
     parser.add_argument('--json', type=Path, help='also write the results as JSON here')
     parser.add_argument('--output', type=Path, help='also write the markdown here')
     args = parser.parse_args(argv)

@@ -42,7 +42,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from . import ImageSegmenter, ImageSegmenterResult, RunningMode
+from . import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
 from .image_conversions import compressed_to_array, image_to_array, InvalidImageError
 from .outputs import (category_message, confidence_message, confidence_topics, labels_yaml,
                       MessageBuffer, overlay_message)
@@ -428,6 +428,9 @@ class ImageSegmenterNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until SIGINT/SIGTERM; exit code 1 with one sentence on a bad setup."""
+    # Masks, messages and DDS buffers of every frame then reuse freed memory: at 720p this
+    # halves the node's processing time (page faults of fresh mmaps otherwise).
+    keep_freed_memory()
     rclpy.init(args=args)
     node = None
     try:
