@@ -20,24 +20,28 @@ with both masks and 2 inference threads, and streams real Megamind.avi frames to
 process at a fixed rate, each stamped with its send time. A frame's latency is the arrival
 here of the last of its three masks (category, both confidences) minus its stamp; masks are
 taken as serialized messages, so the figure holds no deserialization of this process. The
-engine's ``segment()`` is timed in this process on the same frames before and after the node
-scenarios, and the node's latency is given as a multiple of it. CPU and memory of the node
-come from /proc/<pid>. ``--profile`` samples the node with py-spy under the VGA VIDEO load and
-summarises where its worker thread spends the time.
+engine's ``segment()`` is timed in this process on the same frames just before and after each
+scenario, and the node's latency is given as a multiple of it. An echo process that answers
+with ready-made masks shows what rclpy and DDS alone cost. A rising-rate run finds the highest
+VGA rate the node sustains without a drop. CPU and memory of the node come from /proc/<pid>.
+``--profile`` samples the node with py-spy under the VGA VIDEO load and summarises where its
+worker thread spends each frame.
 
-    .venv/bin/python benchmarks/node_benchmark.py [--seconds 15] [--profile] [--output FILE]
+By default this process and the nodes use config/fastdds_large_images.xml (a 16 MB
+shared-memory segment); ``--no-dds-profile`` measures rmw_fastrtps' defaults instead.
+
+    .venv/bin/python benchmarks/node_benchmark.py [--seconds 15] [--profile] [--quick]
+        [--no-dds-profile] [--json FILE] [--output FILE]
 """
 
 import argparse
 import array
 import collections
 from dataclasses import asdict, dataclass
-import datetime
 import importlib
 import json
 import os
 from pathlib import Path
-import platform
 import shutil
 import signal
 import struct
@@ -48,6 +52,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from bench_common import machine_description
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
@@ -519,8 +524,9 @@ def profile_node(bench: Bench, seconds: float, warm_up: float, out_dir: Path,
         node.stop(signal.SIGINT, timeout=30.0)
     if not raw_path.exists():
         return {'error': 'py-spy wrote no profile:\n%s' % node.log_path.read_text()[-2000:]}
-    summary = summarise_profile(raw_path.read_text())
-    summary['frames'] = recorder.answered(stamps)[1]
+    # Frames of the warm-up too: the profile covers the whole run.
+    summary = summarise_profile(raw_path.read_text(), rate, publisher.sent)
+    summary['frames'] = publisher.sent
     summary['raw_profile'] = str(raw_path)
     return summary
 
@@ -531,22 +537,41 @@ def _function(frame: str) -> str:
     return '%s:%s' % (Path(where.split(':')[0]).name, name) if where else name
 
 
-def summarise_profile(text: str, top: int = 15) -> Dict[str, Any]:
-    """Inclusive and own share of the worker thread's samples per function."""
+# Where a worker sample goes, first match wins: (category, function name fragments).
+PROFILE_CATEGORIES = (
+    ('engine: segment()', ('ImageSegmenter.segment', 'ImageSegmenter._segment')),
+    ('publish: rclpy conversion, serialization, DDS write', ('Publisher.publish',)),
+    ('output messages: filling the reused buffers', ('outputs.py:',)),
+    ('input decoding (image_to_array)', ('image_to_array', 'compressed_to_array')),
+    ('NaN check of the confidence masks', ('_process.<locals>.<genexpr>',)),
+    ('waiting for a frame', ('_FrameQueue.get',)),
+)
+
+
+def summarise_profile(text: str, rate: int = 250, frames: int = 0,
+                      top: int = 15) -> Dict[str, Any]:
+    """Per-frame time of the worker thread by kind of work, and its top functions."""
     inclusive: Dict[str, int] = collections.Counter()
     own: Dict[str, int] = collections.Counter()
+    categories: Dict[str, int] = collections.Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count = line.rpartition(' ')
         if '_work (' not in stack or not count.isdigit():
             continue
-        frames = [_function(frame) for frame in stack.split(';')[1:]]
+        frames_of_stack = [_function(frame) for frame in stack.split(';')[1:]]
         total += int(count)
-        for name in set(frames):
+        for name in set(frames_of_stack):
             inclusive[name] += int(count)
-        own[frames[-1]] += int(count)
+        own[frames_of_stack[-1]] += int(count)
+        categories[next((category for category, parts in PROFILE_CATEGORIES
+                         if any(part in name for part in parts for name in frames_of_stack)),
+                        'other (node code, clock, statistics)')] += int(count)
     share = (lambda n: 100.0 * n / total) if total else (lambda n: 0.0)
-    return {'worker_samples': total,
+    per_frame = (lambda n: 1000.0 * n / rate / frames) if frames else (lambda n: 0.0)
+    return {'worker_samples': total, 'rate_hz': rate,
+            'categories': [(name, share(n), per_frame(n)) for name, n in
+                           categories.most_common()],
             'inclusive': [(name, share(n)) for name, n in inclusive.most_common(top * 2)],
             'own': [(name, share(n)) for name, n in own.most_common(top)]}
 
@@ -567,14 +592,18 @@ def use_dds_profile(path: Optional[Path]) -> None:
 def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float = 6.0,
             profile: bool = False, best_effort: bool = True, log_dir: Optional[Path] = None,
             scenarios: Optional[Sequence[str]] = None, search: bool = True,
-            dds_profile: Optional[Path] = DDS_PROFILE) -> Dict[str, Any]:
+            dds_profile: Optional[Path] = DDS_PROFILE, quick: bool = False) -> Dict[str, Any]:
     """
     Run the scenarios, the rate search and the engine timing; return JSON-able results.
 
     ``scenarios`` picks scenarios by name (default: all); ``dds_profile`` is the Fast DDS XML
     profile of this process and the nodes (None: rmw_fastrtps' defaults). This process reads
-    it only if it has not started rclpy before (see use_dds_profile).
+    it only if it has not started rclpy before (see use_dds_profile). ``quick``: a smoke run
+    of a few seconds per scenario and a two-step rate search.
     """
+    rates = SEARCH_RATES
+    if quick:
+        seconds, warm_up, search_seconds, rates = 3.0, 1.0, 3.0, SEARCH_RATES[:2]
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix='node_benchmark_'))
     use_dds_profile(dds_profile)
     chosen = [item for item in SCENARIOS + ((BEST_EFFORT,) if best_effort else ())
@@ -582,9 +611,7 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
     engine = EngineTimer({size: real_frames(*wh) for size, wh in SIZES.items()})
     bench = Bench(log_dir)
     results: Dict[str, Any] = {
-        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-        'machine': '%s, %d cores, Python %s' % (platform.processor() or platform.machine(),
-                                                os.cpu_count(), platform.python_version()),
+        'machine': machine_description(),
         'seconds': seconds, 'warm_up': warm_up,
         'qos': 'input reliable (publisher keep-last 10, node subscription overridden to '
                'reliable, depth 5); outputs reliable (node depth 5, subscriber depth 50)',
@@ -595,7 +622,7 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
             results['scenarios'].append(run_scenario(bench, scenario, seconds, warm_up,
                                                      engine))
         if search:
-            results['rate_search'] = search_rate(bench, search_seconds, warm_up)
+            results['rate_search'] = search_rate(bench, search_seconds, warm_up, rates)
         if profile:
             results['profile'] = profile_node(bench, seconds, warm_up, log_dir)
     finally:
@@ -606,8 +633,8 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
     return results
 
 
-def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Evaluate the node's targets on one run (those whose scenario was run)."""
+def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
+    """Check the node's targets on one run (those whose scenario ran): (target, measured, met)."""
     by_name = {item['name']: item for item in results['scenarios']}
     out = []
 
@@ -617,26 +644,44 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     video = by_name.get('VGA VIDEO 30 Hz')
     if video:
         out += [
-            {'target': 'VGA VIDEO p50 <= %.1fx engine' % P50_VS_ENGINE,
-             'value': '%.2fx' % ratio(video['p50_vs_engine']),
-             'met': ratio(video['p50_vs_engine']) <= P50_VS_ENGINE},
-            {'target': 'VGA VIDEO p99 <= %.1fx engine' % P99_VS_ENGINE,
-             'value': '%.2fx' % ratio(video['p99_vs_engine']),
-             'met': ratio(video['p99_vs_engine']) <= P99_VS_ENGINE},
-            {'target': 'VGA VIDEO 30 Hz with zero drops',
-             'value': '%d of %d dropped' % (video['drops'], video['sent']),
-             'met': video['drops'] == 0}]
+            ('node VGA VIDEO 30 Hz: latency p50 <= %.1fx the engine' % P50_VS_ENGINE,
+             '%.2fx' % ratio(video['p50_vs_engine']),
+             ratio(video['p50_vs_engine']) <= P50_VS_ENGINE),
+            ('node VGA VIDEO 30 Hz: latency p99 <= %.1fx the engine' % P99_VS_ENGINE,
+             '%.2fx' % ratio(video['p99_vs_engine']),
+             ratio(video['p99_vs_engine']) <= P99_VS_ENGINE),
+            ('node VGA VIDEO 30 Hz: no frame dropped',
+             '%d of %d dropped' % (video['drops'], video['sent']), video['drops'] == 0)]
     live720 = by_name.get('720p LIVE_STREAM 30 Hz')
     if live720:
-        out.append({'target': '720p LIVE_STREAM 30 Hz under %.0f %% drops' % LIVE_720P_DROPS_PCT,
-                    'value': '%.1f %%' % live720['drops_pct'],
-                    'met': live720['drops_pct'] < LIVE_720P_DROPS_PCT})
+        out.append(('node 720p LIVE_STREAM 30 Hz: under %.0f %% dropped' % LIVE_720P_DROPS_PCT,
+                    '%.1f %%' % live720['drops_pct'],
+                    live720['drops_pct'] < LIVE_720P_DROPS_PCT))
     nodes = [item for item in by_name.values() if item['mode'] != 'ECHO']
     if nodes:
         peak_rss = max(item['peak_rss_mb'] for item in nodes)
-        out.append({'target': 'node RSS under %.0f MB' % RSS_LIMIT_MB,
-                    'value': 'peak %.0f MB' % peak_rss, 'met': peak_rss < RSS_LIMIT_MB})
+        out.append(('node RSS under %.0f MB' % RSS_LIMIT_MB, 'peak %.0f MB' % peak_rss,
+                    peak_rss < RSS_LIMIT_MB))
     return out
+
+
+def plot_latency(results: Dict[str, Any], axes: Any) -> None:
+    """Draw each scenario's latency p50/p95/p99 as bars, its engine p50 as a line, on ``axes``."""
+    scenarios = results['scenarios']
+    width = 0.25
+    for offset, key in enumerate(('p50', 'p95', 'p99')):
+        axes.bar([index + offset * width for index in range(len(scenarios))],
+                 [item['latency_' + key] or 0.0 for item in scenarios], width,
+                 label='latency ' + key)
+    for index, item in enumerate(scenarios):
+        axes.hlines(item['engine_p50_ms'], index - width / 2, index + 2.5 * width,
+                    colors='black', label='engine segment() p50' if index == 0 else None)
+    axes.set_xticks([index + width for index in range(len(scenarios))])
+    axes.set_xticklabels([item['name'].replace(' 30 Hz', '\n30 Hz') for item in scenarios],
+                         fontsize=7, rotation=30, ha='right')
+    axes.set_ylabel('milliseconds, frame sent to last mask received')
+    axes.set_title('Node over DDS, both masks')
+    axes.legend(fontsize=8)
 
 
 def _ms(value: Optional[float]) -> str:
@@ -650,14 +695,12 @@ def _x(value: Optional[float]) -> str:
 def markdown(results: Dict[str, Any]) -> str:
     """Render the results as markdown tables, the targets and the profile summary."""
     engine = results['engine']
-    lines = [
-        '# Node benchmark', '',
-        'Fast DDS profile: %s.' % (results.get('dds_profile') or 'none (rmw_fastrtps defaults)'),
-        '',
-        'Run of %s on %s; %.0f s per scenario after a %.0f s warm-up; %s, %d inference '
-        'threads, both masks (3 topics); QoS: %s.' % (
-            results['date'], results['machine'], results['seconds'], results['warm_up'],
-            MODEL, THREADS, results['qos']), '',
+    lines = ['- %s' % line for line in results['machine']] + [
+        '- Fast DDS profile: %s' % (results.get('dds_profile') or
+                                    "none (rmw_fastrtps' defaults)"),
+        '- %.0f s per scenario after a %.0f s warm-up; %s, %d inference threads, both masks '
+        '(3 topics); QoS: %s' % (results['seconds'], results['warm_up'], MODEL, THREADS,
+                                 results['qos']), '',
         "Latency: arrival of a frame's last mask in the benchmark process minus its header "
         'stamp (its send time). Drops: frames sent in the measured interval without all three '
         'masks. CPU: node process, % of one core. Engine p50: `segment()` on the same frames '
@@ -713,23 +756,26 @@ def markdown(results: Dict[str, Any]) -> str:
             '%.0f Hz' % search['max_sustained_hz'],
             ' (the publisher could not send faster)' if search['limited_by_publisher']
             else '')]
-    lines += ['', '| target | value | met |', '|---|---|---|']
-    for target in results['targets']:
-        lines.append('| %s | %s | %s |' % (target['target'], target['value'],
-                                           'met' if target['met'] else 'NOT met'))
+    lines += ['', '| target | measured | met |', '|---|---|---|']
+    for target, value, met in results['targets']:
+        lines.append('| %s | %s | %s |' % (target, value, 'met' if met else 'NOT met'))
     profile = results.get('profile')
     if profile:
-        lines += ['', '## Profile of the node (VGA VIDEO 30 Hz, py-spy)', '']
+        lines += ['', '### Profile of the node (VGA VIDEO 30 Hz, py-spy)', '']
         if 'error' in profile:
             lines.append(profile['error'])
         else:
-            lines += ["Share of the worker thread's samples (%d samples, %d frames): "
-                      'inclusive, then own time.' % (profile['worker_samples'],
-                                                     profile['frames']), '',
-                      '| function | inclusive |', '|---|---:|']
-            lines += ['| `%s` | %.1f %% |' % item for item in profile['inclusive']]
+            lines += ["The node's worker thread, %d samples at %d Hz over %d frames (py-spy "
+                      'slows the node a little): time per frame by kind of work, then the '
+                      'top functions, inclusive and own time.' % (
+                          profile['worker_samples'], profile['rate_hz'], profile['frames']), '',
+                      '| work | share | per frame |', '|---|---:|---:|']
+            lines += ['| %s | %.1f %% | %.2f ms |' % tuple(item)
+                      for item in profile['categories']]
+            lines += ['', '| function | inclusive |', '|---|---:|']
+            lines += ['| `%s` | %.1f %% |' % tuple(item) for item in profile['inclusive']]
             lines += ['', '| function | own |', '|---|---:|']
-            lines += ['| `%s` | %.1f %% |' % item for item in profile['own']]
+            lines += ['| `%s` | %.1f %% |' % tuple(item) for item in profile['own']]
     return '\n'.join(lines) + '\n'
 
 
@@ -739,6 +785,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--warm-up', type=float, default=3.0)
     parser.add_argument('--search-seconds', type=float, default=6.0, help='per rate step')
     parser.add_argument('--profile', action='store_true', help='py-spy the node (VGA VIDEO)')
+    parser.add_argument('--quick', action='store_true', help='a smoke run of a minute')
     parser.add_argument('--no-best-effort', action='store_true',
                         help='skip the best-effort VGA scenario')
     parser.add_argument('--scenario', action='append', help='run only this scenario (repeatable)')
@@ -753,7 +800,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     results = measure(args.seconds, args.warm_up, args.search_seconds, args.profile,
                       not args.no_best_effort, scenarios=args.scenario,
-                      search=not args.no_search, dds_profile=args.dds_profile)
+                      search=not args.no_search, dds_profile=args.dds_profile,
+                      quick=args.quick)
     text = markdown(results)
     print(text)
     if args.output:
