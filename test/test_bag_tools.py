@@ -187,6 +187,15 @@ def test_segment_bag_gives_one_mask_per_frame_with_its_header_and_the_engine_val
             (m.timestamp_ns, m.raw) for m in result.messages([CAMERA])]
 
 
+def test_segment_bag_writes_the_same_messages_to_sqlite3(sample_bag, segmented, tmp_path):
+    out = tmp_path / 'sqlite'
+    assert segment_bag_main([str(sample_bag), str(out), '--params-file', str(CONFIG),
+                             '--storage', 'sqlite3']) == 0
+    with BagReader(out) as reader:
+        assert reader.storage == 'sqlite3'
+    assert read_bag(out) == read_bag(segmented)
+
+
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
 def test_segment_bag_reads_compressed_frames_from_either_storage(tmp_path, engine, storage):
     bag, out = tmp_path / 'compressed', tmp_path / 'out'
