@@ -254,11 +254,13 @@ class Publisher:
         self.publisher = publisher
         self.msgs = msgs
         self.sent = 0
+        self.last_send = 0.0
 
     def stream(self, seconds: float, hz: float) -> Tuple[List[int], float]:
         """Publish for ``seconds``; return the stamps (ns) sent and the achieved rate."""
         stamps = []
-        start = time.monotonic()
+        # Keep the period across calls: two frames in one millisecond share a VIDEO timestamp.
+        start = max(time.monotonic(), self.last_send + 1.0 / hz)
         count = int(round(seconds * hz))
         for index in range(count):
             delay = start + index / hz - time.monotonic()
@@ -268,6 +270,7 @@ class Publisher:
             now_ns = time.time_ns()
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
             self.publisher.publish(msg)
+            self.last_send = time.monotonic()
             stamps.append(now_ns)
             self.sent += 1
         return stamps, count / (time.monotonic() - start)
@@ -759,7 +762,8 @@ def markdown(results: Dict[str, Any]) -> str:
             'none' if search['max_sustained_hz'] is None else
             '%.0f Hz' % search['max_sustained_hz'],
             ' (the publisher could not send faster)' if search['limited_by_publisher']
-            else '')]
+            else ' (the highest rate tried)' if search['max_sustained_hz'] == max(
+                step['hz'] for step in search['steps']) else '')]
     lines += ['', '| target | measured | met |', '|---|---|---|']
     for target, value, met in results['targets']:
         lines.append('| %s | %s | %s |' % (target, value, 'met' if met else 'NOT met'))
