@@ -45,10 +45,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q test
 
-# Engine vs MediaPipe vs bare LiteRT, and segment_bag vs the engine; write docs/*_benchmark.md.
+# The benchmark suite: engine vs MediaPipe vs bare LiteRT, the node over DDS, segment_bag;
+# writes docs/benchmarks.md and docs/images/benchmarks.png.
 bench: setup
-	$(PY) benchmarks/engine_benchmark.py
-	$(PY) benchmarks/segment_bag_benchmark.py
+	$(PY) benchmarks/run_benchmarks.py
 
 # Burst, sustained rate, VIDEO, soak and two-camera runs of the node; writes docs/reliability.md.
 .PHONY: stress

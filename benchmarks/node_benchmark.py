@@ -77,6 +77,7 @@ OUTPUT_QOS = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
 # Shipped for large images over shared memory; see the file.
 DDS_PROFILE = PACKAGE_ROOT / 'config' / 'fastdds_large_images.xml'
 SEARCH_RATES = (30.0, 45.0, 60.0, 75.0, 90.0, 110.0, 130.0)
+ENGINE_PACINGS = ('back to back', 'paced')
 
 # Targets.
 P50_VS_ENGINE = 1.5
@@ -380,33 +381,46 @@ class Bench:
 
 
 class EngineTimer:
-    """The engine in this process, timed on the node's frames right before and after a run."""
+    """
+    The engine in this process, timed on the node's frames right before and after a run.
+
+    Twice: back to back, and called at the scenario's frame rate with the CPU idle in between,
+    as the node calls it. On this machine the second is much slower (idle cores wake slowly,
+    caches go cold): both are reported, so the node's own cost can be told from the machine's.
+    """
 
     def __init__(self, frames_by_size: Dict[str, List[np.ndarray]]):
         self.frames = frames_by_size
         self.segmenter = ImageSegmenter.create_from_options(ImageSegmenterOptions(
             model_path=MODEL, running_mode=RunningMode.IMAGE, output_confidence_masks=True,
             output_category_mask=True, num_threads=THREADS))
-        self.samples: Dict[str, List[float]] = {size: [] for size in frames_by_size}
+        self.samples: Dict[str, Dict[str, List[float]]] = {
+            pacing: {size: [] for size in frames_by_size} for pacing in ENGINE_PACINGS}
         for frames in frames_by_size.values():
             for frame in frames[:3]:
                 self.segmenter.segment(frame)
 
-    def time(self, size: str, repeats: int = 40) -> List[float]:
-        """Time ``segment()`` (both masks) ``repeats`` times; return milliseconds."""
+    def time(self, size: str, hz: Optional[float] = None, repeats: int = 40) -> List[float]:
+        """Time ``segment()`` (both masks), back to back or started at ``hz``; milliseconds."""
         frames = self.frames[size]
         times = []
+        next_start = time.perf_counter()
         for index in range(repeats):
+            if hz:
+                time.sleep(max(0.0, next_start - time.perf_counter()))
+                next_start += 1.0 / hz
             start = time.perf_counter()
             self.segmenter.segment(frames[index % len(frames)])
             times.append((time.perf_counter() - start) * 1000.0)
-        self.samples[size] += times
+        self.samples['paced' if hz else 'back to back'][size] += times
         return times
 
-    def summary(self) -> Dict[str, Dict[str, float]]:
-        return {size: {'p50_ms': float(np.percentile(times, 50)),
-                       'p99_ms': float(np.percentile(times, 99)), 'samples': len(times)}
-                for size, times in self.samples.items() if times}
+    def summary(self) -> Dict[str, Dict[str, Dict[str, float]]]:
+        return {pacing: {size: {'p50_ms': float(np.percentile(times, 50)),
+                                'p99_ms': float(np.percentile(times, 99)),
+                                'samples': len(times)}
+                         for size, times in by_size.items() if times}
+                for pacing, by_size in self.samples.items()}
 
     def close(self) -> None:
         self.segmenter.close()
@@ -448,6 +462,7 @@ def run_scenario(bench: Bench, scenario: Scenario, seconds: float, warm_up: floa
                  engine: EngineTimer) -> Dict[str, Any]:
     """Run one scenario on a fresh node, the engine timed just before and after; return figures."""
     engine_ms = engine.time(scenario.size)
+    paced_ms = engine.time(scenario.size, scenario.hz, repeats=int(scenario.hz))
     node, namespace, _, recorder, publisher = bench.start(scenario)
     try:
         meter = ProcessMeter(node.process.pid)
@@ -461,13 +476,17 @@ def run_scenario(bench: Bench, scenario: Scenario, seconds: float, warm_up: floa
     finally:
         code = node.stop(signal.SIGINT)
     engine_ms += engine.time(scenario.size)
+    paced_ms += engine.time(scenario.size, scenario.hz, repeats=int(scenario.hz))
     result = asdict(scenario)
     result.update(summarise(recorder, stamps, rate, seconds))
-    result['engine_p50_ms'] = float(np.percentile(engine_ms, 50))
-    result['engine_p99_ms'] = float(np.percentile(engine_ms, 99))
-    for key in ('p50', 'p95', 'p99'):
-        value = result['latency_' + key]
-        result[key + '_vs_engine'] = None if value is None else value / result['engine_p50_ms']
+    for suffix, times in (('', engine_ms), ('_paced', paced_ms)):
+        engine_p50 = float(np.percentile(times, 50))
+        result['engine%s_p50_ms' % suffix] = engine_p50
+        result['engine%s_p99_ms' % suffix] = float(np.percentile(times, 99))
+        for key in ('p50', 'p95', 'p99'):
+            value = result['latency_' + key]
+            ratio = None if value is None else value / engine_p50
+            result['%s_vs_engine%s' % (key, suffix)] = ratio
     result.update(memory)
     result.update({
         'cpu_pct': cpu, 'exit_code': code,
@@ -650,15 +669,14 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
 
     video = by_name.get('VGA VIDEO 30 Hz')
     if video:
-        out += [
-            ('node VGA VIDEO 30 Hz: latency p50 <= %.1fx the engine' % P50_VS_ENGINE,
-             '%.2fx' % ratio(video['p50_vs_engine']),
-             ratio(video['p50_vs_engine']) <= P50_VS_ENGINE),
-            ('node VGA VIDEO 30 Hz: latency p99 <= %.1fx the engine' % P99_VS_ENGINE,
-             '%.2fx' % ratio(video['p99_vs_engine']),
-             ratio(video['p99_vs_engine']) <= P99_VS_ENGINE),
-            ('node VGA VIDEO 30 Hz: no frame dropped',
-             '%d of %d dropped' % (video['drops'], video['sent']), video['drops'] == 0)]
+        for suffix, engine in (('_paced', 'the engine called at the same rate'),
+                               ('', 'the engine called back to back')):
+            for key, limit in (('p50', P50_VS_ENGINE), ('p99', P99_VS_ENGINE)):
+                value = ratio(video['%s_vs_engine%s' % (key, suffix)])
+                out.append(('node VGA VIDEO 30 Hz: latency %s <= %.1fx %s' % (key, limit, engine),
+                            '%.2fx' % value, value <= limit))
+        out.append(('node VGA VIDEO 30 Hz: no frame dropped',
+                    '%d of %d dropped' % (video['drops'], video['sent']), video['drops'] == 0))
     live720 = by_name.get('720p LIVE_STREAM 30 Hz')
     if live720:
         out.append(('node 720p LIVE_STREAM 30 Hz: under %.0f %% dropped' % LIVE_720P_DROPS_PCT,
@@ -681,8 +699,11 @@ def plot_latency(results: Dict[str, Any], axes: Any) -> None:
                  [item['latency_' + key] or 0.0 for item in scenarios], width,
                  label='latency ' + key)
     for index, item in enumerate(scenarios):
-        axes.hlines(item['engine_p50_ms'], index - width / 2, index + 2.5 * width,
-                    colors='black', label='engine segment() p50' if index == 0 else None)
+        for key, style, label in (('engine_p50_ms', 'solid', 'back to back'),
+                                  ('engine_paced_p50_ms', 'dashed', 'at the same rate')):
+            axes.hlines(item[key], index - width / 2, index + 2.5 * width, colors='black',
+                        linestyles=style,
+                        label='engine segment() p50, %s' % label if index == 0 else None)
     axes.set_xticks([index + width for index in range(len(scenarios))])
     axes.set_xticklabels([item['name'].replace(' 30 Hz', '\n30 Hz') for item in scenarios],
                          fontsize=7, rotation=30, ha='right')
@@ -700,9 +721,9 @@ def _x(value: Optional[float]) -> str:
 
 
 def markdown(results: Dict[str, Any]) -> str:
-    """Render the results as markdown tables, the targets and the profile summary."""
+    """Render the results as markdown tables and the profile summary."""
     engine = results['engine']
-    lines = ['- %s' % line for line in results['machine']] + [
+    lines = [
         '- Fast DDS profile: %s' % (results.get('dds_profile') or
                                     "none (rmw_fastrtps' defaults)"),
         '- %.0f s per scenario after a %.0f s warm-up; %s, %d inference threads, both masks '
@@ -710,22 +731,26 @@ def markdown(results: Dict[str, Any]) -> str:
                                  results['qos']), '',
         "Latency: arrival of a frame's last mask in the benchmark process minus its header "
         'stamp (its send time). Drops: frames sent in the measured interval without all three '
-        'masks. CPU: node process, % of one core. Engine p50: `segment()` on the same frames '
-        'in the benchmark process, just before and after the scenario; the echo scenario '
-        'replaces the node by a process that answers with ready-made masks (no engine), the '
-        'floor that rclpy and DDS set.', '',
-        '| scenario | input | sent | answered | drops | out rate | p50 | p95 | p99 | engine p50 '
-        '| p50/engine | p99/engine | node CPU | RSS (peak) |',
+        'masks. CPU: node process, % of one core. Engine: `segment()` on the same frames in '
+        'the benchmark process, just before and after the scenario, called back to back (b2b) '
+        "and called at the scenario's rate (paced), as the node calls it; ratios are latency "
+        'over engine p50. The echo scenario replaces the node by a process that answers with '
+        'ready-made masks (no engine): the floor that rclpy and DDS set.', '',
+        '| scenario | input | sent | answered | drops | out rate | p50 | p95 | p99 '
+        '| engine p50 b2b / paced | p50/engine b2b / paced | p99/engine b2b / paced '
+        '| node CPU | RSS (peak) |',
         '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for item in results['scenarios']:
         lines.append(
             '| %s | %s %s, %s | %d | %d | %d (%.1f %%) | %.1f Hz | %s ms | %s ms | %s ms '
-            '| %.2f ms | %s | %s | %.0f %% | %.0f (%.0f) MB |' % (
+            '| %.2f / %.2f ms | %s / %s | %s / %s | %.0f %% | %.0f (%.0f) MB |' % (
                 item['name'], item['size'], item['encoding'],
                 'reliable' if item['reliable'] else 'best effort', item['sent'],
                 item['answered'], item['drops'], item['drops_pct'], item['output_hz'],
                 _ms(item['latency_p50']), _ms(item['latency_p95']), _ms(item['latency_p99']),
-                item['engine_p50_ms'], _x(item['p50_vs_engine']), _x(item['p99_vs_engine']),
+                item['engine_p50_ms'], item['engine_paced_p50_ms'],
+                _x(item['p50_vs_engine']), _x(item['p50_vs_engine_paced']),
+                _x(item['p99_vs_engine']), _x(item['p99_vs_engine_paced']),
                 item['cpu_pct'], item['rss_mb'], item['peak_rss_mb']))
     lines += ['', 'Node counters over the whole run (warm-up included): received of sent, '
               'dropped by the node (LIVE_STREAM: stale frames, by design):', '']
@@ -740,10 +765,11 @@ def markdown(results: Dict[str, Any]) -> str:
                          item['node_processing_p50_ms'], item['node_latency_p50_ms']))
     lines += ['', 'Engine `segment()` in the benchmark process (both masks, %d threads), timed '
               'just before and after each scenario, all samples:' % THREADS, '',
-              '| frame | p50 | p99 | samples |', '|---|---:|---:|---:|']
-    for size, values in engine.items():
-        lines.append('| %s | %.2f ms | %.2f ms | %d |' % (
-            size, values['p50_ms'], values['p99_ms'], values['samples']))
+              '| called | frame | p50 | p99 | samples |', '|---|---|---:|---:|---:|']
+    for pacing, by_size in engine.items():
+        for size, values in by_size.items():
+            lines.append('| %s | %s | %.2f ms | %.2f ms | %d |' % (
+                pacing, size, values['p50_ms'], values['p99_ms'], values['samples']))
     search = results.get('rate_search')
     if search:
         lines += ['', 'Maximum sustained rate, VGA VIDEO (one node, rising rate; a step passes '
@@ -764,9 +790,6 @@ def markdown(results: Dict[str, Any]) -> str:
             ' (the publisher could not send faster)' if search['limited_by_publisher']
             else ' (the highest rate tried)' if search['max_sustained_hz'] == max(
                 step['hz'] for step in search['steps']) else '')]
-    lines += ['', '| target | measured | met |', '|---|---|---|']
-    for target, value, met in results['targets']:
-        lines.append('| %s | %s | %s |' % (target, value, 'met' if met else 'NOT met'))
     profile = results.get('profile')
     if profile:
         lines += ['', '### Profile of the node (VGA VIDEO 30 Hz, py-spy)', '']
@@ -810,7 +833,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       not args.no_best_effort, scenarios=args.scenario,
                       search=not args.no_search, dds_profile=args.dds_profile,
                       quick=args.quick)
-    text = markdown(results)
+    text = '\n'.join(['- %s' % line for line in results['machine']] + [markdown(results), '']
+                     + ['| target | measured | met |', '|---|---|---|']
+                     + ['| %s | %s | %s |' % (target, value, 'met' if met else 'NOT met')
+                        for target, value, met in results['targets']])
     print(text)
     if args.output:
         args.output.write_text(text)

@@ -1,0 +1,61 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The benchmark suite runs end to end (a --quick smoke run: its figures are not judged here).
+
+`make bench` must work on a fresh clone; this runs the same script with few frames and checks
+that every part measured something and that the page, the plot and the figures are written.
+"""
+
+import json
+import subprocess
+import sys
+
+from ros_harness import PACKAGE_ROOT
+
+
+def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
+    page = tmp_path / 'benchmarks.md'
+    result = subprocess.run(
+        [sys.executable, str(PACKAGE_ROOT / 'benchmarks' / 'run_benchmarks.py'), '--quick',
+         '--output', str(page)], env=env, cwd=tmp_path, capture_output=True, text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    figures = json.loads(page.with_suffix('.json').read_text())
+    engine = figures['engine']['models']
+    assert set(engine) >= {'selfie_segmentation', 'selfie_segmentation_landscape'}
+    for by_size in engine.values():
+        assert set(by_size) == {'640x480', '1280x720'}
+        for variants in by_size.values():
+            assert {'invoke t1', 'invoke t2', 'ours both t1', 'ours both t2',
+                    'ours confidence t2', 'ours category t2'} <= set(variants)
+            assert all(value['median_ms'] > 0 for value in variants.values())
+    node = figures['node']
+    for scenario in node['scenarios']:
+        assert scenario['answered'] > 0, scenario['name']
+        assert scenario['engine_p50_ms'] > 0 and scenario['engine_paced_p50_ms'] > 0
+    assert node['rate_search']['steps'], 'the rate search ran no step'
+    assert node['profile'].get('worker_samples', 0) > 0, node['profile']
+    for outputs in figures['segment_bag']['outputs'].values():
+        assert outputs['disk_ms'] > 0 and outputs['engine_ms'] > 0
+
+    text = page.read_text()
+    for heading in ('## Targets', '## Engine', '## Node end to end over DDS',
+                    '### Profile of the node', '## Offline: segment_bag'):
+        assert heading in text
+    assert text.count('| met |') + text.count('| **not met** |') >= 10
+    plot = page.parent / 'images' / 'benchmarks.png'
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
