@@ -50,25 +50,29 @@ DEFAULT_VIDEO = Path(os.environ.get(
 
 def use_demo_environment() -> Dict[str, str]:
     """
-    Keep DDS on loopback, in a domain no other demo or test run shares.
+    Keep DDS on loopback, in a domain no other demo or test run shares, with large-image SHM.
 
-    Set in this process (it looks at the graph too) and inherited by every step.
+    Set in this process (it looks at the graph too) and inherited by every step. The Fast DDS
+    profile gives each process shared memory big enough for whole frames and masks.
     """
+    profile = str(config_file('fastdds_large_images.xml'))
     os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                       ROS_DOMAIN_ID=os.environ.get('IMAGE_SEGMENTER_DEMO_DOMAIN_ID',
                                                    str(101 + os.getpid() % 60)),
+                      FASTRTPS_DEFAULT_PROFILES_FILE=profile,
+                      FASTDDS_DEFAULT_PROFILES_FILE=profile,
                       RCUTILS_LOGGING_BUFFERED_STREAM='0', PYTHONUNBUFFERED='1')
     os.environ.pop('ROS_LOCALHOST_ONLY', None)  # Humble's spelling; Jazzy warns with both
     return dict(os.environ)
 
 
-def config_file(model: str) -> Path:
-    """Find the model's parameter file in this checkout or in the installed share folder."""
+def config_file(name: str) -> Path:
+    """Find a file of config/ in this checkout or in the installed share folder."""
     for folder in (PACKAGE_DIR.parent / 'config',
                    Path(sys.prefix) / 'share' / 'image_segmenter_ros' / 'config'):
-        if (folder / ('%s.yaml' % model)).exists():
-            return folder / ('%s.yaml' % model)
-    raise FileNotFoundError('No parameter file config/%s.yaml.' % model)
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError('No file config/%s.' % name)
 
 
 def tool(name: str) -> List[str]:
@@ -125,7 +129,7 @@ def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
     log_path = work / 'node.log'
     count = make_sample_bag(video, sample, frames=frames, topic=CAMERA)
     node = subprocess.Popen(tool('image_segmenter_node') + [
-        '--ros-args', '--params-file', str(config_file(model)), '-r', 'image:=' + CAMERA,
+        '--ros-args', '--params-file', str(config_file(model + '.yaml')), '-r', 'image:=' + CAMERA,
         '-r', '__ns:=' + NAMESPACE, '-p', 'running_mode:=VIDEO', '-p', 'queue_size:=100',
         '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA,
         '-p', 'qos_overrides.%s.subscription.depth:=100' % CAMERA] + [

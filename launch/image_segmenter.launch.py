@@ -38,6 +38,13 @@ def _overrides(context) -> dict:
     return overrides
 
 
+def _dds_environment(context) -> dict:
+    """Point Fast DDS 2.x and 3.x at the profile, unless it was given as empty."""
+    profile = LaunchConfiguration('dds_profile').perform(context)
+    return ({'FASTRTPS_DEFAULT_PROFILES_FILE': profile,
+             'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile else {})
+
+
 def _node(context):
     return [Node(
         package='image_segmenter_ros',
@@ -47,6 +54,7 @@ def _node(context):
         parameters=[LaunchConfiguration('params_file'), _overrides(context)],
         remappings=[('image', LaunchConfiguration('image_topic'))],
         ros_arguments=['--log-level', LaunchConfiguration('log_level')],
+        additional_env=_dds_environment(context),
         output='screen',
     )]
 
@@ -73,6 +81,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'use_sim_time', default_value='false', choices=['true', 'false'],
             description='Use /clock (bags, simulators).'),
+        DeclareLaunchArgument(
+            'dds_profile', default_value=os.path.join(config, 'fastdds_large_images.xml'),
+            description='Fast DDS XML profile of the node (shared memory large enough for '
+                        'whole images); empty: the default transports.'),
         DeclareLaunchArgument(
             'log_level', default_value='info',
             choices=['debug', 'info', 'warn', 'error', 'fatal'],
