@@ -45,7 +45,6 @@ from pathlib import Path
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -281,11 +280,7 @@ class CommandNode(harness.NodeProcess):
     """Another command than the node executable, started and stopped like it."""
 
     def __init__(self, command: Sequence[str], env: Dict[str, str], log_path: Path):
-        self.command = list(command)
-        self.log_path = log_path
-        self._log = open(log_path, 'w')
-        self.process = subprocess.Popen(self.command, cwd=PACKAGE_ROOT, env=env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+        self._start(command, env, log_path)
 
 
 class ProfiledNode(CommandNode):

@@ -23,7 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, model_catalog
 import numpy as np
 import pytest
-from ros_harness import domain_id, Probe, ros_environment
+from ros_harness import domain_id, NodeProcess, Probe, ros_environment
 
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
@@ -92,3 +92,13 @@ def engine():
     options = ImageSegmenterOptions(model_path='selfie_segmentation', output_category_mask=True)
     with ImageSegmenter.create_from_options(options) as segmenter:
         yield segmenter
+
+
+@pytest.fixture(autouse=True)
+def stop_nodes_left_running():
+    """Kill the nodes a test started and did not stop (it failed first), so none outlives it."""
+    before = set(NodeProcess.running)
+    yield
+    for node in NodeProcess.running - before:
+        node.process.kill()
+        node.wait(10.0)

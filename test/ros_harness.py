@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Sequence, Set
 import zlib
 
 import rclpy
@@ -68,12 +68,19 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
 class NodeProcess:
     """The installed ``image_segmenter_node`` with the arguments a launch file would pass."""
 
+    # Started and not yet waited for: conftest stops those a failed test leaves behind.
+    running: Set['NodeProcess'] = set()
+
     def __init__(self, ros_args: List[str], env: Dict[str, str], log_path: Path):
-        self.command = [NODE_EXECUTABLE, '--ros-args'] + ros_args
+        self._start([NODE_EXECUTABLE, '--ros-args'] + ros_args, env, log_path)
+
+    def _start(self, command: Sequence[str], env: Dict[str, str], log_path: Path) -> None:
+        self.command = list(command)
         self.log_path = log_path
         self._log = open(log_path, 'w')
         self.process = subprocess.Popen(self.command, cwd=PACKAGE_ROOT, env=env,
                                         stdout=self._log, stderr=subprocess.STDOUT)
+        NodeProcess.running.add(self)
 
     @property
     def log(self) -> str:
@@ -81,9 +88,11 @@ class NodeProcess:
 
     def wait(self, timeout: float) -> int:
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         finally:
             self._log.close()
+        NodeProcess.running.discard(self)
+        return code
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
         """Stop the node the way ros2 launch does; return its exit code."""
