@@ -1,0 +1,58 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The cached remap path equals the per-frame ``warpPerspective`` MediaPipe runs."""
+
+"""
+The compiled category-mask loop against the NumPy one, on tensors built to be hard for it.
+
+The one-channel loop decides whole runs of output pixels from the tensor values around them;
+these tensors put values just either side of the cut and of the margins it trusts, outside
+its range, and NaN, at sizes that make the output columns fall unevenly on the tensor cells.
+MediaPipe parity on real frames is in test_engine_parity.py.
+"""
+
+from image_segmenter_ros import postprocessing
+from image_segmenter_ros.tflite_metadata import Activation
+import numpy as np
+import pytest
+
+
+def hard_tensor(rng: np.random.Generator, height: int, width: int, cut: float,
+                closest: float) -> np.ndarray:
+    """Smooth blobs around the cut, with values at the edges of what the loop trusts."""
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(height, width)), 0), 1)
+    tensor = (cut + smooth / (np.abs(smooth).max() + 1e-6)).astype(np.float32)
+    edges = np.float32([cut, cut + closest, cut - closest, cut + postprocessing.CLEAR_MARGIN,
+                        cut - postprocessing.CLEAR_MARGIN, cut + postprocessing.CLEAR_RANGE,
+                        cut - postprocessing.CLEAR_RANGE, cut + 1e3, cut - 1e3, np.nan])
+    spots = rng.random((height, width)) < 0.15
+    tensor[spots] = rng.choice(edges, size=int(spots.sum()))
+    return tensor[:, :, np.newaxis]
+
+
+@pytest.mark.skipif(not postprocessing.COMPILED, reason='numba is not installed')
+@pytest.mark.parametrize('activation', [Activation.NONE, Activation.SIGMOID])
+@pytest.mark.parametrize('seed', range(12))
+def test_one_channel_compiled_loop_equals_numpy(activation, seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(2, 40, size=2))
+    out_width, out_height = (int(v) for v in rng.integers(1, 300, size=2))
+    # Scores within 1e-7 of 0 go through exp(), whose last bit differs between NumPy's and the C
+    # library's (which the compiled loop uses, as MediaPipe does): not this test's subject.
+    sigmoid = activation == Activation.SIGMOID
+    tensor = hard_tensor(rng, height, width, 0.0 if sigmoid else 0.5, 1e-5 if sigmoid else 1e-7)
+    compiled = postprocessing.category_mask_compiled(tensor, activation, out_width, out_height)
+    numpy = postprocessing.category_mask_vectorized(tensor, activation, out_width, out_height)
+    np.testing.assert_array_equal(compiled, numpy)
