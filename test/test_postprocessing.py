@@ -12,8 +12,6 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The cached remap path equals the per-frame ``warpPerspective`` MediaPipe runs."""
-
 """
 The compiled category-mask loop against the NumPy one, on tensors built to be hard for it.
 
