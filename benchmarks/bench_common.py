@@ -13,15 +13,16 @@
 # limitations under the License.
 
 
-"""What every benchmark shares: the real frames, quantiles and the machine description."""
+"""What every benchmark shares: real frames, quantiles, the machine, py-spy profiles."""
 
 import datetime
 import importlib.metadata
 import os
 from pathlib import Path
 import platform
+import shutil
 import sys
-from typing import List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -91,3 +92,45 @@ def machine_description() -> List[str]:
             platform.python_version(), np.__version__, cv2.__version__,
             version('ai-edge-litert'), version('mediapipe'), version('rclpy')),
     ]
+
+
+def py_spy_prefix(output: Path, rate: int) -> Optional[List[str]]:
+    """
+    Return the command prefix that samples a program with py-spy into ``output``.
+
+    Raw format (one line per distinct stack, with its sample count), every thread, without
+    pausing the program; None when py-spy is not installed.
+    """
+    py_spy = shutil.which('py-spy') or str(Path(sys.executable).parent / 'py-spy')
+    if not Path(py_spy).exists():
+        return None
+    return [py_spy, 'record', '--format', 'raw', '--rate', str(rate), '--threads',
+            '--nonblocking', '-o', str(output), '--']
+
+
+def function_name(frame: str) -> str:
+    """``name (path/file.py:line)`` -> ``file.py:name``."""
+    name, _, where = frame.partition(' (')
+    return '%s:%s' % (Path(where.split(':')[0]).name, name) if where else name
+
+
+def py_spy_stacks(text: str) -> Iterator[Tuple[str, List[str], int]]:
+    """
+    Yield (thread name, functions from the outermost, samples) for each line of a raw profile.
+
+    py-spy names a thread on some of its lines only (``thread (tid): name``); the others get
+    the name that the same thread id has elsewhere in the profile.
+    """
+    lines = []
+    names: Dict[str, str] = {}
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(' ')
+        if not count.isdigit() or ';' not in stack:
+            continue
+        thread, *frames = stack.split(';')
+        tid, _, name = thread.partition(': ')
+        if name:
+            names[tid] = name
+        lines.append((tid, frames, int(count)))
+    for tid, frames, count in lines:
+        yield names.get(tid, tid), [function_name(frame) for frame in frames], count

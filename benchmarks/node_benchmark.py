@@ -42,7 +42,6 @@ import importlib
 import json
 import os
 from pathlib import Path
-import shutil
 import signal
 import struct
 import sys
@@ -51,7 +50,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_common import machine_description
+from bench_common import machine_description, py_spy_prefix, py_spy_stacks
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
@@ -529,13 +528,11 @@ def search_rate(bench: Bench, seconds: float, warm_up: float,
 def profile_node(bench: Bench, seconds: float, warm_up: float, out_dir: Path,
                  rate: int = 250) -> Dict[str, Any]:
     """Sample the node under the VGA VIDEO 30 Hz load with py-spy; summarise its worker."""
-    py_spy = shutil.which('py-spy') or str(Path(sys.executable).parent / 'py-spy')
-    if not Path(py_spy).exists():
-        return {'error': 'py-spy is not installed (pip install py-spy)'}
     raw_path = out_dir / 'node_profile.txt'
+    prefix = py_spy_prefix(raw_path, rate)
+    if prefix is None:
+        return {'error': 'py-spy is not installed (pip install py-spy)'}
     scenario = SCENARIOS[0]
-    prefix = [py_spy, 'record', '--format', 'raw', '--rate', str(rate), '--threads',
-              '--nonblocking', '-o', str(raw_path), '--']
     node, _, _, recorder, publisher = bench.start(scenario, prefix)
     try:
         publisher.stream(warm_up, scenario.hz)
@@ -550,12 +547,6 @@ def profile_node(bench: Bench, seconds: float, warm_up: float, out_dir: Path,
     summary['frames'] = publisher.sent
     summary['raw_profile'] = str(raw_path)
     return summary
-
-
-def _function(frame: str) -> str:
-    """``name (path/file.py:line)`` -> ``file.py:name``."""
-    name, _, where = frame.partition(' (')
-    return '%s:%s' % (Path(where.split(':')[0]).name, name) if where else name
 
 
 # Where a worker sample goes, first match wins: (category, function name fragments).
@@ -576,18 +567,16 @@ def summarise_profile(text: str, rate: int = 250, frames: int = 0,
     own: Dict[str, int] = collections.Counter()
     categories: Dict[str, int] = collections.Counter()
     total = 0
-    for line in text.splitlines():
-        stack, _, count = line.rpartition(' ')
-        if '_work (' not in stack or not count.isdigit():
+    for _, frames_of_stack, count in py_spy_stacks(text):
+        if 'image_segmenter_node.py:ImageSegmenterNode._work' not in frames_of_stack:
             continue
-        frames_of_stack = [_function(frame) for frame in stack.split(';')[1:]]
-        total += int(count)
+        total += count
         for name in set(frames_of_stack):
-            inclusive[name] += int(count)
-        own[frames_of_stack[-1]] += int(count)
+            inclusive[name] += count
+        own[frames_of_stack[-1]] += count
         categories[next((category for category, parts in PROFILE_CATEGORIES
                          if any(part in name for part in parts for name in frames_of_stack)),
-                        'other (node code, clock, statistics)')] += int(count)
+                        'other (node code, clock, statistics)')] += count
     share = (lambda n: 100.0 * n / total) if total else (lambda n: 0.0)
     per_frame = (lambda n: 1000.0 * n / rate / frames) if frames else (lambda n: 0.0)
     return {'worker_samples': total, 'rate_hz': rate,

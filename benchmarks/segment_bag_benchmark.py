@@ -24,6 +24,7 @@ storage throughput from CPU cost. ``measure()`` and ``markdown()`` serve the ben
 """
 
 import argparse
+import collections
 import json
 import os
 from pathlib import Path
@@ -31,12 +32,14 @@ import platform
 import queue
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from bench_common import py_spy_prefix, py_spy_stacks
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
 from image_segmenter_ros.bag_io import BagReader
 from image_segmenter_ros.demo import DEFAULT_VIDEO
@@ -140,6 +143,49 @@ def _medians(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]
     return medians
 
 
+# The frame loop of each of segment_bag's threads: segmenting and encoding, writing, reading.
+PER_FRAME_WORK = frozenset(('segment_bag.py:_segment_one', 'segment_bag.py:_WriterThread._run',
+                            'segment_bag.py:_ahead.<locals>.produce'))
+
+
+def profile_tool(bag: Path, params: Path, output: Path, frames: int, rate: int = 250,
+                 top: int = 4) -> Dict[str, Any]:
+    """
+    Sample one run of the segment_bag command with py-spy: CPU time per frame of each thread.
+
+    py-spy counts a thread while it runs, not while it waits, so the times are CPU time of the
+    tool's Python threads (start-up included); LiteRT's second inference thread is native and
+    not among them.
+    """
+    raw = output.with_name('segment_bag_profile.txt')
+    prefix = py_spy_prefix(raw, rate)
+    if prefix is None:
+        return {'error': 'py-spy is not installed (pip install py-spy)'}
+    command = prefix + [str(Path(sys.executable).parent / 'segment_bag'), str(bag),
+                        str(output), '--params-file', str(params), '--force']
+    completed = subprocess.run(command, capture_output=True, text=True)
+    shutil.rmtree(output, ignore_errors=True)
+    if completed.returncode != 0 or not raw.exists():
+        return {'error': 'segment_bag under py-spy failed: %s' % completed.stderr[-2000:]}
+    samples: Dict[str, int] = collections.Counter()
+    own: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
+    outside = 0  # start-up (imports, model, numba cache), opening and closing the bags
+    for thread, functions, count in py_spy_stacks(raw.read_text()):
+        if not PER_FRAME_WORK.intersection(functions):
+            outside += count
+            continue
+        samples[thread] += count
+        own[thread][functions[-1]] += count
+
+    def per_frame(count: int) -> float:
+        return 1000.0 * count / rate / frames
+    return {'rate_hz': rate, 'frames': frames, 'outside_ms': 1000.0 * outside / rate,
+            'threads': [{'thread': thread, 'ms_per_frame': per_frame(count),
+                         'top': [(name, per_frame(n)) for name, n in
+                                 own[thread].most_common(top)]}
+                        for thread, count in samples.most_common()]}
+
+
 def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
     """
     Run the benchmark; return JSON-serialisable figures.
@@ -153,6 +199,8 @@ def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
     keep_freed_memory()  # as the segment_bag command does
     with tempfile.TemporaryDirectory(prefix='segment_bag_benchmark_') as work:
         medians = _medians(frames, rounds, Path(work))
+        profile = profile_tool(Path(work) / 'megamind', Path(work) / 'both masks.yaml',
+                               Path(work) / 'profiled', frames)
     outputs: Dict[str, Dict[str, float]] = {}
     for choice, times in medians.items():
         figures = outputs[choice] = {}
@@ -164,7 +212,7 @@ def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
     return {'model': MODEL, 'video': DEFAULT_VIDEO.name, 'frames': frames, 'rounds': rounds,
             'platform': '%s, %d CPUs, Python %s' % (platform.processor() or platform.machine(),
                                                     os.cpu_count(), platform.python_version()),
-            'outputs': outputs}
+            'outputs': outputs, 'profile': profile}
 
 
 def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
@@ -192,6 +240,19 @@ def markdown(results: Dict[str, Any]) -> str:
               'file in the same place.' % (results['model'], results['frames'],
                                            results['video'], results['rounds'],
                                            results['platform'])]
+    profile = results['profile']
+    lines += ['', 'Profile of one `segment_bag` run (py-spy, both masks, bag on disk): CPU time '
+              "per frame of each Python thread's frame loop while it runs, and where it goes "
+              "(own time; LiteRT's second inference thread is native and not shown).", '']
+    if 'error' in profile:
+        lines.append(profile['error'])
+    else:
+        lines += ['| thread | CPU per frame | top functions, per frame |', '|---|---:|---|']
+        lines += ['| %s | %.2f ms | %s |' % (item['thread'], item['ms_per_frame'], ', '.join(
+                      '`%s` %.2f ms' % (name, value) for name, value in item['top']))
+                  for item in profile['threads']]
+        lines += ['', 'Outside the frame loops (start-up: imports, model, compiled code; opening '
+                  'and closing the bags): %.0f ms in all.' % profile['outside_ms']]
     return '\n'.join(lines)
 
 
