@@ -29,10 +29,12 @@ import numpy as np
 
 from .visualization import overlay
 
-# 8-bit encodings: bytes per pixel and the cv2 conversion to the engine's layout (None: as is).
+# 8-bit encodings: bytes per pixel and the cv2 conversion to the engine's layout (None: as is;
+# REVERSED: a view with the channel order reversed, which the engine takes without a copy).
+REVERSED = 'reversed'
 _EIGHT_BIT = {
     'rgb8': (3, None),
-    'bgr8': (3, cv2.COLOR_BGR2RGB),
+    'bgr8': (3, REVERSED),
     'rgba8': (4, None),
     'bgra8': (4, cv2.COLOR_BGRA2RGBA),
     'mono8': (1, None),
@@ -90,7 +92,8 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     """
     Decode a sensor_msgs/Image into what the engine takes: RGB, RGBA or gray uint8.
 
-    rgb8/mono8 come back as a view of the message buffer; other encodings are converted once.
+    rgb8/mono8 come back as a view of the message buffer, bgr8 as a view in reversed channel
+    order (OpenCV takes it through np.ascontiguousarray); other encodings are converted once.
     mono16 is scaled to 8 bits like cv_bridge. Rows may be padded by any number of bytes, but
     16-bit rows must start on a sample. Raises InvalidImageError on any bad message, including
     one of more than ``max_pixels`` pixels.
@@ -128,6 +131,8 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     view = np.ndarray(shape, np.uint8, buffer=data, strides=strides)
     if conversion is None:
         return view
+    if conversion == REVERSED:
+        return view[:, :, ::-1]
     try:
         return cv2.cvtColor(view, conversion)
     except cv2.error as error:
@@ -191,7 +196,9 @@ def compressed_size(data: np.ndarray) -> Tuple[int, int]:
 
 def compressed_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     """
-    Decode a jpeg or png sensor_msgs/CompressedImage to RGB (or gray) uint8.
+    Decode a jpeg or png sensor_msgs/CompressedImage to RGB, RGBA or gray uint8.
+
+    RGB is a view of the decoder's BGR in reversed channel order, as for bgr8 images.
 
     The header's size is checked against ``max_pixels`` before the decoder allocates anything.
     """
@@ -210,8 +217,9 @@ def compressed_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarra
         decoded = _MONO16_TO_8[decoded]
     if decoded.ndim == 2:
         return decoded
-    return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA if decoded.shape[2] == 4
-                        else cv2.COLOR_BGR2RGB)
+    if decoded.shape[2] == 3:
+        return decoded[:, :, ::-1]
+    return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
 
 
 def image_layout(image: np.ndarray, encoding: str) -> Dict[str, Any]:

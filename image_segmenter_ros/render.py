@@ -48,11 +48,10 @@ def _key(msg: Any) -> Tuple[int, int, str]:
 
 
 def _pixels(msg: Any) -> np.ndarray:
-    if isinstance(msg, CompressedImage):
-        return compressed_to_array(msg)
-    if msg.encoding == '32FC1':
+    if getattr(msg, 'encoding', None) == '32FC1':  # a confidence mask
         return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
-    return image_to_array(msg)
+    convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
+    return np.ascontiguousarray(convert(msg))  # drawn with OpenCV
 
 
 def _topics(reader: BagReader, mask_topic: Optional[str]) -> Tuple[str, List[str]]:

@@ -183,7 +183,6 @@ class _Model:
 
     def run(self, image: np.ndarray, rotation: int) -> np.ndarray:
         """Preprocess, invoke and return the output tensor as float32 (h, w, classes)."""
-        image = np.ascontiguousarray(image)  # OpenCV needs contiguous rows (e.g. BGR views).
         if self.channels == 4:
             pixels = self._four_channel_pixels(image, rotation)
         else:

@@ -271,10 +271,17 @@ def test_rotation_runs_the_model_on_what_mediapipe_feeds_it(rotation, legacy_mod
     assert agreement > 0.999
 
 
-def test_non_contiguous_views_give_the_same_masks(legacy_models, megamind_frames):
-    bgr = megamind_frames[0][:, :, ::-1]  # a BGR view of an RGB frame, as cv2 code makes
+@pytest.mark.parametrize('rotation', [0, 90])
+def test_non_contiguous_views_give_the_same_masks(legacy_models, megamind_frames, rotation):
+    rgb = megamind_frames[0]
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # a camera's or OpenCV's BGR buffer
+    views = {'every other pixel': rgb[::2, ::2], 'RGB view of a BGR buffer': bgr[:, :, ::-1],
+             'RGB view of every other BGR pixel': bgr[::2, ::2, ::-1]}
     with ours(legacy_models['selfie_segmentation'], output_category_mask=True) as segmenter:
-        from_view = segmenter.segment(bgr[:, :, ::-1][::2, ::2])
-        from_copy = segmenter.segment(np.ascontiguousarray(megamind_frames[0][::2, ::2]))
-    np.testing.assert_array_equal(from_view.category_mask, from_copy.category_mask)
-    np.testing.assert_array_equal(from_view.confidence_masks[1], from_copy.confidence_masks[1])
+        for name, view in views.items():
+            from_view = segmenter.segment(view, rotation)
+            from_copy = segmenter.segment(np.ascontiguousarray(view), rotation)
+            np.testing.assert_array_equal(from_view.category_mask, from_copy.category_mask,
+                                          err_msg=name)
+            np.testing.assert_array_equal(from_view.confidence_masks[1],
+                                          from_copy.confidence_masks[1], err_msg=name)
