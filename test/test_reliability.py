@@ -413,6 +413,9 @@ def test_parameter_updates_under_load_land_between_frames(raw_node, engine, fram
     before an update and the other after it would match neither pair.
     """
     states = [(0, 0.2), (180, 0.8)]
+    # Start from the first pair: frames segmented before the first flip lands use it too.
+    assert set_parameters(raw_node.probe, '/r/image_segmenter', rotation_degrees=states[0][0],
+                          overlay_alpha=states[0][1]).successful
     client = raw_node.probe.node.create_client(SetParametersAtomically,
                                                '/r/image_segmenter/set_parameters_atomically')
     wait_until(client.service_is_ready, 10.0, 'the parameter service')
