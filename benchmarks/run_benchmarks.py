@@ -81,7 +81,7 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     engine_axes.set_title('Engine, both masks, 2 inference threads')
     engine_axes.legend(fontsize=8)
     node_benchmark.plot_latency(results['node'], node_axes)
-    figure.suptitle('image_segmenter_ros benchmarks, %s' % results['machine'][0])
+    figure.suptitle('image_segmenter_ros benchmarks, %s' % results['machine'][0].replace('Date: ', ''))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
