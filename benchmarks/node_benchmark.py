@@ -554,7 +554,7 @@ PROFILE_CATEGORIES = (
     ('engine: segment()', ('ImageSegmenter.segment', 'ImageSegmenter._segment')),
     ('publish: rclpy conversion, serialization, DDS write', ('Publisher.publish',)),
     ('output messages: filling the reused buffers', ('outputs.py:',)),
-    ('input decoding (image_to_array)', ('image_to_array', 'compressed_to_array')),
+    ('input decoding (message_to_array)', ('message_to_array',)),
     ('NaN check of the confidence masks', ('_process.<locals>.<genexpr>',)),
     ('waiting for a frame', ('_FrameQueue.get',)),
 )
@@ -609,12 +609,14 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
     ``scenarios`` picks scenarios by name (default: all); ``dds_profile`` is the Fast DDS XML
     profile of this process and the nodes (None: rmw_fastrtps' defaults). This process reads
     it only if it has not started rclpy before (see use_dds_profile). ``quick``: a smoke run
-    of a few seconds per scenario and a two-step rate search.
+    of a few seconds per scenario and a two-step rate search. The nodes' logs and the raw
+    profile are kept in ``log_dir`` if one is given, else deleted.
     """
     rates = SEARCH_RATES
     if quick:
         seconds, warm_up, search_seconds, rates = 3.0, 1.0, 3.0, SEARCH_RATES[:2]
-    log_dir = Path(log_dir or tempfile.mkdtemp(prefix='node_benchmark_'))
+    temporary = None if log_dir else tempfile.TemporaryDirectory(prefix='node_benchmark_')
+    log_dir = Path(log_dir or temporary.name)
     use_dds_profile(dds_profile)
     chosen = [item for item in SCENARIOS + (BEST_EFFORT if best_effort else ())
               if scenarios is None or item.name in scenarios]
@@ -626,7 +628,7 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
         'qos': 'input reliable (publisher keep-last 10, node subscription overridden to '
                'reliable, depth 5); outputs reliable (node depth 5, subscriber depth 50)',
         'dds_profile': os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE'),
-        'scenarios': [], 'log_dir': str(log_dir)}
+        'scenarios': [], 'log_dir': None if temporary else str(log_dir)}
     try:
         for scenario in chosen:
             results['scenarios'].append(run_scenario(bench, scenario, seconds, warm_up,
@@ -638,6 +640,9 @@ def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float =
     finally:
         bench.close()
         engine.close()
+        if temporary:
+            temporary.cleanup()
+            results.get('profile', {}).pop('raw_profile', None)
     results['engine'] = engine.summary()
     results['targets'] = targets(results)
     return results
@@ -812,11 +817,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         dest='dds_profile', help="rmw_fastrtps' defaults")
     parser.add_argument('--json', type=Path, help='also write the results as JSON here')
     parser.add_argument('--output', type=Path, help='also write the markdown here')
+    parser.add_argument('--log-dir', type=Path,
+                        help="keep the nodes' logs and the raw profile here")
     args = parser.parse_args(argv)
     results = measure(args.seconds, args.warm_up, args.search_seconds, args.profile,
                       not args.no_best_effort, scenarios=args.scenario,
                       search=not args.no_search, dds_profile=args.dds_profile,
-                      quick=args.quick)
+                      quick=args.quick, log_dir=args.log_dir)
     text = '\n'.join(['- %s' % line for line in results['machine']] + [markdown(results), '']
                      + ['| target | measured | met |', '|---|---|---|']
                      + ['| %s | %s | %s |' % (target, value, 'met' if met else 'NOT met')

@@ -42,7 +42,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from bench_common import py_spy_prefix, py_spy_stacks
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
 from image_segmenter_ros.bag_io import BagReader
-from image_segmenter_ros.demo import DEFAULT_VIDEO
+from image_segmenter_ros.demo import DEFAULT_VIDEO, tool
 from image_segmenter_ros.image_conversions import image_to_array
 from image_segmenter_ros.make_sample_bag import make_sample_bag
 from image_segmenter_ros.segment_bag import segment_bag
@@ -143,34 +143,38 @@ def _medians(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]
     return medians
 
 
-# The frame loop of each of segment_bag's threads: segmenting and encoding, writing, reading.
+# The frame work of each of segment_bag's threads: segmenting and encoding, writing, reading;
+# and where a thread only waits for another (py-spy samples some of those waits).
 PER_FRAME_WORK = frozenset(('segment_bag.py:_segment_one', 'segment_bag.py:_WriterThread._run',
                             'segment_bag.py:_ahead.<locals>.produce'))
+WAITING = frozenset(('threading.py:Condition.wait', 'queue.py:Queue.get', 'queue.py:Queue.put'))
 
 
 def profile_tool(bag: Path, params: Path, output: Path, frames: int, rate: int = 250,
                  top: int = 4) -> Dict[str, Any]:
     """
-    Sample one run of the segment_bag command with py-spy: CPU time per frame of each thread.
+    Sample one run of the segment_bag command with py-spy: busy time per frame of each thread.
 
-    py-spy counts a thread while it runs, not while it waits, so the times are CPU time of the
-    tool's Python threads (start-up included); LiteRT's second inference thread is native and
-    not among them.
+    Samples of a thread waiting for another are left out, so the times are what the tool's
+    Python threads spend working; LiteRT's second inference thread is native and not among
+    them.
     """
     raw = output.with_name('segment_bag_profile.txt')
     prefix = py_spy_prefix(raw, rate)
     if prefix is None:
         return {'error': 'py-spy is not installed (pip install py-spy)'}
-    command = prefix + [str(Path(sys.executable).parent / 'segment_bag'), str(bag),
-                        str(output), '--params-file', str(params), '--force']
-    completed = subprocess.run(command, capture_output=True, text=True)
+    command = prefix + tool('segment_bag') + [str(bag), str(output), '--params-file',
+                                              str(params), '--force']
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     shutil.rmtree(output, ignore_errors=True)
     if completed.returncode != 0 or not raw.exists():
         return {'error': 'segment_bag under py-spy failed: %s' % completed.stderr[-2000:]}
     samples: Dict[str, int] = collections.Counter()
     own: Dict[str, Dict[str, int]] = collections.defaultdict(collections.Counter)
-    outside = 0  # start-up (imports, model, numba cache), opening and closing the bags
+    outside = 0  # start-up, opening and closing the bags, the main loop's own bookkeeping
     for thread, functions, count in py_spy_stacks(raw.read_text()):
+        if functions[-1] in WAITING:
+            continue
         if not PER_FRAME_WORK.intersection(functions):
             outside += count
             continue
@@ -241,18 +245,21 @@ def markdown(results: Dict[str, Any]) -> str:
                                            results['video'], results['rounds'],
                                            results['platform'])]
     profile = results['profile']
-    lines += ['', 'Profile of one `segment_bag` run (py-spy, both masks, bag on disk): CPU time '
-              "per frame of each Python thread's frame loop while it runs, and where it goes "
-              "(own time; LiteRT's second inference thread is native and not shown).", '']
+    lines += ['', 'Profile of one `segment_bag` run (py-spy, both masks, bag on disk): time per '
+              'frame that each Python thread spends on its frame work, waits for the other '
+              "threads left out, and where it goes (own time; LiteRT's second inference thread "
+              'is native and not shown).', '']
     if 'error' in profile:
         lines.append(profile['error'])
     else:
-        lines += ['| thread | CPU per frame | top functions, per frame |', '|---|---:|---|']
+        lines += ['| thread | busy per frame | top functions, per frame |', '|---|---:|---|']
         lines += ['| %s | %.2f ms | %s |' % (item['thread'], item['ms_per_frame'], ', '.join(
                       '`%s` %.2f ms' % (name, value) for name, value in item['top']))
                   for item in profile['threads']]
-        lines += ['', 'Outside the frame loops (start-up: imports, model, compiled code; opening '
-                  'and closing the bags): %.0f ms in all.' % profile['outside_ms']]
+        lines += ['', 'Outside the frame work (start-up: imports, model, compiled code; opening '
+                  "and closing the bags; the main loop's own bookkeeping: handing input "
+                  'messages to the writer, the progress bar): %.0f ms in all.'
+                  % profile['outside_ms']]
     return '\n'.join(lines)
 
 

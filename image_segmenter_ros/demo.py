@@ -53,9 +53,11 @@ def use_demo_environment() -> Dict[str, str]:
     Keep DDS on loopback, in a domain no other demo or test run shares, with large-image SHM.
 
     Set in this process (it looks at the graph too) and inherited by every step. The Fast DDS
-    profile gives each process shared memory big enough for whole frames and masks.
+    profile, unless one is set already, gives each process shared memory big enough for whole
+    frames and masks.
     """
-    profile = str(config_file('fastdds_large_images.xml'))
+    profile = os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE',
+                             str(config_file('fastdds_large_images.xml')))
     os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                       ROS_DOMAIN_ID=os.environ.get('IMAGE_SEGMENTER_DEMO_DOMAIN_ID',
                                                    str(101 + os.getpid() % 60)),

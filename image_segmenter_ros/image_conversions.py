@@ -30,11 +30,11 @@ import numpy as np
 from .visualization import overlay
 
 # 8-bit encodings: bytes per pixel and the cv2 conversion to the engine's layout (None: as is;
-# REVERSED: a view with the channel order reversed, which the engine takes without a copy).
-REVERSED = 'reversed'
+# _REVERSED: a view with the channel order reversed, which the engine takes without a copy).
+_REVERSED = 'reversed'
 _EIGHT_BIT = {
     'rgb8': (3, None),
-    'bgr8': (3, REVERSED),
+    'bgr8': (3, _REVERSED),
     'rgba8': (4, None),
     'bgra8': (4, cv2.COLOR_BGRA2RGBA),
     'mono8': (1, None),
@@ -131,7 +131,7 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     view = np.ndarray(shape, np.uint8, buffer=data, strides=strides)
     if conversion is None:
         return view
-    if conversion == REVERSED:
+    if conversion == _REVERSED:
         return view[:, :, ::-1]
     try:
         return cv2.cvtColor(view, conversion)
@@ -220,6 +220,12 @@ def compressed_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarra
     if decoded.shape[2] == 3:
         return decoded[:, :, ::-1]
     return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+
+
+def message_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
+    """Decode an Image or a CompressedImage (anything with a ``format``) for the engine."""
+    convert = compressed_to_array if hasattr(msg, 'format') else image_to_array
+    return convert(msg, max_pixels)
 
 
 def image_layout(image: np.ndarray, encoding: str) -> Dict[str, Any]:

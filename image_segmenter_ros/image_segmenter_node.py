@@ -43,7 +43,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from . import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
-from .image_conversions import compressed_to_array, image_to_array, InvalidImageError
+from .image_conversions import InvalidImageError, message_to_array
 from .outputs import (category_message, confidence_message, confidence_topics, labels_yaml,
                       MessageBuffer, overlay_message)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
@@ -320,8 +320,7 @@ class ImageSegmenterNode(Node):
             return
         start = time.perf_counter()
         try:
-            convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
-            image = convert(msg, settings.max_input_pixels)
+            image = message_to_array(msg, settings.max_input_pixels)
             result = self._segment(image, msg.header.stamp, bool(confidences),
                                    category or overlay, settings.rotation_degrees)
         except (InvalidImageError, ValueError) as error:

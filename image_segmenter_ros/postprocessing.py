@@ -149,8 +149,8 @@ def interpolate_align_corners_transposed(tensor: np.ndarray, width: int, height:
 
 # One channel: where both ends of consecutive tensor cells lie this far on one side of the cut
 # (0.5, or 0 before a sigmoid), so does every value interpolated between them: the float32
-# rounding of the lerp is below 1e-6 for values within CLEAR_RANGE of the cut.
-CLEAR_MARGIN, CLEAR_RANGE = 1.0 / 1024, 1.5
+# rounding of the lerp is below 1e-4 for values within CLEAR_RANGE of the cut (logits too).
+CLEAR_MARGIN, CLEAR_RANGE = 1.0 / 1024, 64.0
 
 
 def _foreground_per_pixel(tensor: np.ndarray, y0: np.ndarray, y1: np.ndarray, ty: np.ndarray,

@@ -29,12 +29,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage
 import yaml
 
 from .bag_io import BagError, BagReader, IMAGE_TYPE, IMAGE_TYPES
 from .cli import join_topic, output_namespace, run
-from .image_conversions import compressed_to_array, image_to_array, render_overlay
+from .image_conversions import message_to_array, render_overlay
 from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC
 from .segmenter import ImageSegmenter
 from .visualization import confidence_tile, contact_sheet
@@ -50,8 +49,7 @@ def _key(msg: Any) -> Tuple[int, int, str]:
 def _pixels(msg: Any) -> np.ndarray:
     if getattr(msg, 'encoding', None) == '32FC1':  # a confidence mask
         return np.frombuffer(msg.data, np.float32).reshape(msg.height, msg.width)
-    convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
-    return np.ascontiguousarray(convert(msg))  # drawn with OpenCV
+    return message_to_array(msg)
 
 
 def _topics(reader: BagReader, mask_topic: Optional[str]) -> Tuple[str, List[str]]:

@@ -41,7 +41,6 @@ from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tup
 import numpy as np
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header, String
 from tqdm import tqdm
 
@@ -49,7 +48,7 @@ from .bag_io import (BagError, BagMessage, BagReader, BagWriter, DecodeError, de
                      IMAGE_TYPE, IMAGE_TYPES, qos_to_bag, refuse_existing, STORAGES)
 from .cli import join_topic, output_namespace, run
 from .image_cdr import CdrError, decode_image, encode_image
-from .image_conversions import compressed_to_array, image_to_array, render_overlay
+from .image_conversions import message_to_array, render_overlay
 from .memory import keep_freed_memory
 from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC, labels_yaml, OVERLAY_TOPIC
 from .parameters import create_segmenter, load_parameters, model_name
@@ -241,8 +240,7 @@ class _Segmentation:
                     pass
             if msg is None:
                 msg = self._reader.decode(message)
-            convert = compressed_to_array if isinstance(msg, CompressedImage) else image_to_array
-            return _Frame(msg.header, convert(msg, self._values['max_input_pixels']),
+            return _Frame(msg.header, message_to_array(msg, self._values['max_input_pixels']),
                           getattr(msg, 'encoding', None))
         except DecodeError as error:
             return str(error)

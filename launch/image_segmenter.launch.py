@@ -25,7 +25,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 
@@ -82,9 +82,12 @@ def generate_launch_description() -> LaunchDescription:
             'use_sim_time', default_value='false', choices=['true', 'false'],
             description='Use /clock (bags, simulators).'),
         DeclareLaunchArgument(
-            'dds_profile', default_value=os.path.join(config, 'fastdds_large_images.xml'),
-            description='Fast DDS XML profile of the node (shared memory large enough for '
-                        'whole images); empty: the default transports.'),
+            'dds_profile', default_value=EnvironmentVariable(
+                'FASTRTPS_DEFAULT_PROFILES_FILE',
+                default_value=os.path.join(config, 'fastdds_large_images.xml')),
+            description='Fast DDS XML profile of the node (default: the one already in the '
+                        'environment, else shared memory large enough for whole images); '
+                        'empty: the default transports.'),
         DeclareLaunchArgument(
             'log_level', default_value='info',
             choices=['debug', 'info', 'warn', 'error', 'fatal'],

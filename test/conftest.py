@@ -16,14 +16,14 @@
 
 import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, model_catalog
 import numpy as np
 import pytest
-from ros_harness import domain_id, NodeProcess, Probe, ros_environment
+from ros_harness import domain_id, Probe, ros_environment, STARTED
 
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
@@ -95,10 +95,12 @@ def engine():
 
 
 @pytest.fixture(autouse=True)
-def stop_nodes_left_running():
-    """Kill the nodes a test started and did not stop (it failed first), so none outlives it."""
-    before = set(NodeProcess.running)
+def stop_processes_left_running() -> Iterator[None]:
+    """Kill the processes a test started and did not stop (it failed first): none outlives it."""
+    before = len(STARTED)
     yield
-    for node in NodeProcess.running - before:
-        node.process.kill()
-        node.wait(10.0)
+    for process in STARTED[before:]:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10.0)
+    del STARTED[before:]

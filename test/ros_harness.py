@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Sequence, Set
+from typing import Any, Callable, Dict, List, Sequence
 import zlib
 
 import rclpy
@@ -65,11 +65,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
     raise AssertionError('Timed out after %.1f s waiting for %s.' % (timeout, what))
 
 
+# Every process the tests start: conftest kills those a test leaves running (it failed first).
+STARTED: List[subprocess.Popen] = []
+
+
+def track(process: subprocess.Popen) -> subprocess.Popen:
+    """Add a process the test starts to STARTED; return it."""
+    STARTED.append(process)
+    return process
+
+
 class NodeProcess:
     """The installed ``image_segmenter_node`` with the arguments a launch file would pass."""
-
-    # Started and not yet waited for: conftest stops those a failed test leaves behind.
-    running: Set['NodeProcess'] = set()
 
     def __init__(self, ros_args: List[str], env: Dict[str, str], log_path: Path):
         self._start([NODE_EXECUTABLE, '--ros-args'] + ros_args, env, log_path)
@@ -78,9 +85,8 @@ class NodeProcess:
         self.command = list(command)
         self.log_path = log_path
         self._log = open(log_path, 'w')
-        self.process = subprocess.Popen(self.command, cwd=PACKAGE_ROOT, env=env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
-        NodeProcess.running.add(self)
+        self.process = track(subprocess.Popen(self.command, cwd=PACKAGE_ROOT, env=env,
+                                              stdout=self._log, stderr=subprocess.STDOUT))
 
     @property
     def log(self) -> str:
@@ -88,11 +94,9 @@ class NodeProcess:
 
     def wait(self, timeout: float) -> int:
         try:
-            code = self.process.wait(timeout)
+            return self.process.wait(timeout)
         finally:
             self._log.close()
-        NodeProcess.running.discard(self)
-        return code
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
         """Stop the node the way ros2 launch does; return its exit code."""

@@ -37,7 +37,7 @@ from image_segmenter_ros.render import main as render_main
 from image_segmenter_ros.segment_bag import main as segment_bag_main
 import numpy as np
 import pytest
-from ros_harness import NodeProcess, PACKAGE_ROOT, Probe, wait_until
+from ros_harness import NodeProcess, PACKAGE_ROOT, Probe, track, wait_until
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -348,8 +348,8 @@ def video_node(env, tmp_path_factory):
 
 
 def start(env: Dict[str, str], tool: str, *args: Any) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / tool)] + [str(a) for a in args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return track(subprocess.Popen([str(BIN / tool)] + [str(a) for a in args], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
 
 
 def finish(process: subprocess.Popen, timeout: float = 60.0) -> str:

@@ -51,10 +51,13 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
     assert node['profile'].get('worker_samples', 0) > 0, node['profile']
     for outputs in figures['segment_bag']['outputs'].values():
         assert outputs['disk_ms'] > 0 and outputs['engine_ms'] > 0
+    threads = {item['thread'] for item in figures['segment_bag']['profile'].get('threads', [])}
+    assert {'MainThread', 'bag_writer'} <= threads, figures['segment_bag']['profile']
 
     text = page.read_text()
     for heading in ('## Targets', '## Engine', '## Node end to end over DDS',
-                    '### Profile of the node', '## Offline: segment_bag'):
+                    '### Profile of the node', '## Offline: segment_bag',
+                    'Profile of one `segment_bag` run'):
         assert heading in text
     assert text.count('| met |') + text.count('| **not met** |') >= 10
     plot = page.parent / 'images' / 'benchmarks.png'
