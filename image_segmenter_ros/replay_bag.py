@@ -64,13 +64,15 @@ def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bo
     bar = tqdm(unit='msg', desc=NAME, dynamic_ncols=True, file=sys.stderr)
     try:
         while True:
-            wall_start = time.monotonic()
+            wall_start = None  # set by the first message played: opening the bag is not waited
             for message in reader.messages(topics):
                 if first is None:
                     first = message.timestamp_ns
                 offset = (message.timestamp_ns - first) / 1e9 - start
                 if offset < 0:
                     continue
+                if wall_start is None:
+                    wall_start = time.monotonic() - offset / rate
                 _wait_until(wall_start + offset / rate, clock_publisher, first, start, rate,
                             wall_start)
                 publishers[message.topic].publish(message.raw)
@@ -88,11 +90,16 @@ def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bo
 
 def _wait_until(deadline: float, clock_publisher: Optional[object], first_ns: int,
                 start: float, rate: float, wall_start: float) -> None:
-    """Sleep until ``deadline`` (monotonic), publishing bag time on /clock meanwhile."""
+    """
+    Sleep until ``deadline`` (monotonic), publishing bag time on /clock meanwhile.
+
+    The clock stops at the next message's time when publishing runs late, so it never runs
+    ahead of a message still to come (nor past the end of the bag).
+    """
     while True:
         now = time.monotonic()
         if clock_publisher is not None:
-            bag_ns = first_ns + int(((now - wall_start) * rate + start) * 1e9)
+            bag_ns = first_ns + int(((min(now, deadline) - wall_start) * rate + start) * 1e9)
             msg = Clock()
             msg.clock.sec, msg.clock.nanosec = divmod(bag_ns, 10**9)
             clock_publisher.publish(msg)

@@ -34,6 +34,7 @@ from image_segmenter_ros import ImageSegmenter
 from image_segmenter_ros.bag_io import BagReader, BagWriter
 from image_segmenter_ros.make_sample_bag import make_sample_bag
 from image_segmenter_ros.render import main as render_main
+from image_segmenter_ros.replay_bag import _wait_until
 from image_segmenter_ros.segment_bag import main as segment_bag_main
 import numpy as np
 import pytest
@@ -428,6 +429,15 @@ def test_looping_replay_goes_back_in_time_and_the_node_keeps_producing(
     assert len(stamps) - last_wrap >= 1  # masks after the wrap
     # /clock gives bag time, going back at each wrap like the stamps.
     assert START - 0.1 <= min(clock_seconds) and max(clock_seconds) <= START + FRAMES / RATE + 0.1
+
+
+def test_replay_clock_waits_for_a_late_message_instead_of_running_ahead():
+    published = []  # a stand-in for the /clock publisher, to isolate the timing rule
+    publisher = type('ClockPublisher', (), {'publish': lambda self, msg: published.append(msg)})()
+    now = time.monotonic()
+    # The message was due 1 s ago (publishing ran late), 2 s after the pass began, at rate 1.
+    _wait_until(now - 1.0, publisher, first_ns=10**12, start=0.0, rate=1.0, wall_start=now - 3.0)
+    assert [(m.clock.sec, m.clock.nanosec) for m in published] == [(1002, 0)]
 
 
 def test_replay_from_a_start_offset_skips_the_first_seconds_of_the_bag(env, tmp_path):
