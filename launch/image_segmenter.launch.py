@@ -39,7 +39,7 @@ def _overrides(context) -> dict:
 
 
 def _dds_environment(context) -> dict:
-    """Point Fast DDS 2.x and 3.x at the profile, unless it was given as empty."""
+    """Point Fast DDS 2.x and 3.x at the profile; an empty one leaves the environment alone."""
     profile = LaunchConfiguration('dds_profile').perform(context)
     return ({'FASTRTPS_DEFAULT_PROFILES_FILE': profile,
              'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile else {})
@@ -87,7 +87,7 @@ def generate_launch_description() -> LaunchDescription:
                 default_value=os.path.join(config, 'fastdds_large_images.xml')),
             description='Fast DDS XML profile of the node (default: the one already in the '
                         'environment, else shared memory large enough for whole images); '
-                        'empty: the default transports.'),
+                        'empty: the environment as it is.'),
         DeclareLaunchArgument(
             'log_level', default_value='info',
             choices=['debug', 'info', 'warn', 'error', 'fatal'],
