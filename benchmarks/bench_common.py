@@ -27,6 +27,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+# Shipped for large images over shared memory (see the file); the node benchmarks use it.
+DDS_PROFILE = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_images.xml'
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
 
@@ -134,3 +136,16 @@ def py_spy_stacks(text: str) -> Iterator[Tuple[str, List[str], int]]:
         lines.append((tid, frames, int(count)))
     for tid, frames, count in lines:
         yield names.get(tid, tid), [function_name(frame) for frame in frames], count
+
+
+def use_dds_profile(path: Optional[Path]) -> None:
+    """
+    Give this process and the nodes it starts a Fast DDS XML profile (None: the default).
+
+    Fast DDS reads it once, when a process creates its first participant: call it before.
+    """
+    for name in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
+        if path is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = str(Path(path).resolve())

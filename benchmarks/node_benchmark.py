@@ -50,7 +50,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_common import machine_description, py_spy_prefix, py_spy_stacks
+from bench_common import (DDS_PROFILE, machine_description, py_spy_prefix, py_spy_stacks,
+                          use_dds_profile)
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
@@ -72,8 +73,6 @@ SIZES = {'VGA': (640, 480), '720p': (1280, 720)}
 # the publisher, the node's subscription overridden to reliable (its depth stays 5).
 INPUT_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
 OUTPUT_QOS = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE)
-# Shipped for large images over shared memory; see the file.
-DDS_PROFILE = PACKAGE_ROOT / 'config' / 'fastdds_large_images.xml'
 SEARCH_RATES = (30.0, 45.0, 60.0, 75.0, 90.0, 110.0, 130.0)
 ENGINE_PACINGS = ('back to back', 'paced')
 
@@ -584,19 +583,6 @@ def summarise_profile(text: str, rate: int = 250, frames: int = 0,
                            categories.most_common()],
             'inclusive': [(name, share(n)) for name, n in inclusive.most_common(top * 2)],
             'own': [(name, share(n)) for name, n in own.most_common(top)]}
-
-
-def use_dds_profile(path: Optional[Path]) -> None:
-    """
-    Give this process and the nodes it starts a Fast DDS XML profile (None: the default).
-
-    Fast DDS reads it once, when a process creates its first participant: call it before.
-    """
-    for name in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
-        if path is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = str(Path(path).resolve())
 
 
 def measure(seconds: float = 15.0, warm_up: float = 3.0, search_seconds: float = 6.0,

@@ -38,6 +38,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from bench_common import DDS_PROFILE, use_dds_profile
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -365,12 +366,15 @@ def machine() -> str:
 
 
 def report(rows: List[Dict[str, Any]], quick: bool, seconds: float) -> str:
+    profile = os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
+    transport = ('the profile config/%s' % Path(profile).name if profile
+                 else "rmw_fastrtps' default transports")
     lines = ['# Reliability: stress benchmark', '',
              '`%s` on %s (%s; %.0f s), model `%s`, 2 inference threads, real Megamind.avi '
-             'frames, Fast DDS on loopback. The machine is shared with other work: rates and '
-             'latencies are what this run saw, not limits.' % (
+             'frames, Fast DDS on loopback with %s. The machine is shared with other work: '
+             'rates and latencies are what this run saw, not limits.' % (
                  'make stress' if not quick else 'benchmarks/stress_benchmark.py --quick',
-                 datetime.date.today().isoformat(), machine(), seconds, MODEL), '',
+                 datetime.date.today().isoformat(), machine(), seconds, MODEL, transport), '',
              '| scenario | figures | check |', '|---|---|---|']
     lines += ['| %s | %s | %s |' % (row['scenario'], row['figures'],
                                     'pass' if row['ok'] else 'FAIL') for row in rows]
@@ -389,7 +393,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--quick', action='store_true', help='a short smoke run')
     parser.add_argument('--output', type=Path,
                         default=PACKAGE_ROOT / 'docs' / 'reliability.md')
+    parser.add_argument('--dds-profile', type=Path, default=DDS_PROFILE,
+                        help='Fast DDS XML profile for this process and the nodes '
+                        '(default: %(default)s)')
+    parser.add_argument('--no-dds-profile', action='store_const', const=None,
+                        dest='dds_profile', help="rmw_fastrtps' defaults")
     args = parser.parse_args(argv)
+    use_dds_profile(args.dds_profile)
     size = {name: value[1 if args.quick else 0] for name, value in SIZES.items()}
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='stress_') as log_dir:
