@@ -92,8 +92,8 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     """
     Decode a sensor_msgs/Image into what the engine takes: RGB, RGBA or gray uint8.
 
-    rgb8/mono8 come back as a view of the message buffer, bgr8 as a view in reversed channel
-    order (OpenCV takes it through np.ascontiguousarray); other encodings are converted once.
+    rgb8/mono8 come back as a view of the message buffer, bgr8 as a view of it in reversed
+    channel order (no copy; NumPy and OpenCV read it as RGB); other encodings are converted once.
     mono16 is scaled to 8 bits like cv_bridge. Rows may be padded by any number of bytes, but
     16-bit rows must start on a sample. Raises InvalidImageError on any bad message, including
     one of more than ``max_pixels`` pixels.
