@@ -18,9 +18,10 @@ segment_bag against the bare engine, on the same real frames, in the same proces
 A bag of Megamind.avi frames (720x528, bgr8) is segmented by ``segment_bag`` (read, decode,
 segment, encode the node's messages, write the output bag with the input copied) and, in
 alternate rounds, the same frames, already decoded to RGB, by the engine's ``segment()``
-alone, with the same outputs. The ratio of the per-frame times is what the tool adds to the
-engine. The output bag is written once to disk and once to memory (/dev/shm), to tell
-storage throughput from CPU cost. ``measure()`` and ``markdown()`` serve the benchmark suite.
+alone, called back to back with the same outputs. The ratio of the per-frame times is what
+the tool costs against the engine: with its default ``--jobs`` (frames segmented at once) and
+with ``--jobs 1``. The output bag is written once to disk and once to memory (/dev/shm), to
+tell storage throughput from CPU cost. ``measure()`` and ``markdown()`` serve the suite.
 """
 
 import argparse
@@ -45,7 +46,7 @@ from image_segmenter_ros.bag_io import BagReader
 from image_segmenter_ros.demo import DEFAULT_VIDEO, tool
 from image_segmenter_ros.image_conversions import image_to_array
 from image_segmenter_ros.make_sample_bag import make_sample_bag
-from image_segmenter_ros.segment_bag import segment_bag
+from image_segmenter_ros.segment_bag import DEFAULT_JOBS, segment_bag
 import numpy as np
 import yaml
 
@@ -98,16 +99,18 @@ def storage_round(segmenter: ImageSegmenter, frames: Sequence[np.ndarray],
     return elapsed
 
 
-def tool_round(bag: Path, output: Path, frames: int, params: Path) -> float:
+def tool_round(bag: Path, output: Path, frames: int, params: Path, jobs: int) -> float:
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
-    segment_bag(bag, output, params_file=params, progress=False)
+    segment_bag(bag, output, params_file=params, progress=False, jobs=jobs)
     elapsed = (time.perf_counter() - start) / frames
     shutil.rmtree(output)
     return elapsed
 
 
 PLACES = {'disk': 'bag on disk', 'memory': 'bag in /dev/shm'}
+ONE_JOB = 'one_job'  # suffix of the --jobs 1 figures
+ENGINE_THREADS = 2  # the engine's, and the num_threads segment_bag shares among its jobs
 TARGET_RATIO = 1.25  # segment_bag's per-frame time over the engine's, at most
 
 
@@ -119,7 +122,8 @@ def _medians(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]
     places = {'disk': work / 'out'}
     if Path('/dev/shm').is_dir():
         places['memory'] = Path(tempfile.mkdtemp(dir='/dev/shm')) / 'out'
-    options = ImageSegmenterOptions(model_path=MODEL, output_category_mask=True)
+    options = ImageSegmenterOptions(model_path=MODEL, output_category_mask=True,
+                                    num_threads=ENGINE_THREADS)
     medians: Dict[str, Dict[str, float]] = {}
     try:
         with ImageSegmenter.create_from_options(options) as segmenter:
@@ -127,13 +131,16 @@ def _medians(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]
             for outputs, confidence in OUTPUTS.items():
                 params = work / ('%s.yaml' % outputs)
                 params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
-                    'model': MODEL, 'output_confidence_masks': confidence}}}))
+                    'model': MODEL, 'output_confidence_masks': confidence,
+                    'num_threads': ENGINE_THREADS}}}))
                 times: Dict[str, List[float]] = {'engine': []}
                 for _ in range(rounds):
                     for place, output in places.items():
                         times['engine'].append(engine_round(segmenter, images, confidence))
                         times.setdefault(place, []).append(
-                            tool_round(bag, output, len(images), params))
+                            tool_round(bag, output, len(images), params, DEFAULT_JOBS))
+                        times.setdefault('%s_%s' % (place, ONE_JOB), []).append(
+                            tool_round(bag, output, len(images), params, 1))
                         times.setdefault(place + '_floor', []).append(storage_round(
                             segmenter, images, raws, confidence, output.with_suffix('.bin')))
                 medians[outputs] = {name: statistics.median(v) for name, v in times.items()}
@@ -145,7 +152,8 @@ def _medians(frames: int, rounds: int, work: Path) -> Dict[str, Dict[str, float]
 
 # The frame work of each of segment_bag's threads: segmenting and encoding, writing, reading;
 # and where a thread only waits for another (py-spy samples some of those waits).
-PER_FRAME_WORK = frozenset(('segment_bag.py:_segment_one', 'segment_bag.py:_WriterThread._run',
+PER_FRAME_WORK = frozenset(('segment_bag.py:_Segmentation._outputs',
+                            'segment_bag.py:_WriterThread._run',
                             'segment_bag.py:_ahead.<locals>.produce'))
 WAITING = frozenset(('threading.py:Condition.wait', 'queue.py:Queue.get', 'queue.py:Queue.put'))
 
@@ -156,7 +164,7 @@ def profile_tool(bag: Path, params: Path, output: Path, frames: int, rate: int =
     Sample one run of the segment_bag command with py-spy: busy time per frame of each thread.
 
     Samples of a thread waiting for another are left out, so the times are what the tool's
-    Python threads spend working; LiteRT's second inference thread is native and not among
+    Python threads spend working; threads LiteRT starts itself are native and not among
     them.
     """
     raw = output.with_name('segment_bag_profile.txt')
@@ -196,8 +204,9 @@ def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
 
     ``outputs`` maps each output choice to the engine's and segment_bag's milliseconds per
     frame (``engine_ms``, ``disk_ms``, ``memory_ms``), frames per second (``*_fps``) and
-    segment_bag's ratio to the engine (``disk_ratio``, ``memory_ratio``); ``*_floor_*`` are
-    the same for the engine beside a thread that only writes the same bytes (storage_round).
+    segment_bag's ratio to the engine (``disk_ratio``, ``memory_ratio``); ``*_one_job_*``
+    are segment_bag with ``--jobs 1``, ``*_floor_*`` the engine beside a thread that only
+    writes the same bytes (storage_round).
     A place that could not be measured (no /dev/shm) is missing.
     """
     keep_freed_memory()  # as the segment_bag command does
@@ -214,6 +223,7 @@ def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
             if name != 'engine':
                 figures['%s_ratio' % name] = seconds / times['engine']
     return {'model': MODEL, 'video': DEFAULT_VIDEO.name, 'frames': frames, 'rounds': rounds,
+            'jobs': DEFAULT_JOBS,
             'platform': '%s, %d CPUs, Python %s' % (platform.processor() or platform.machine(),
                                                     os.cpu_count(), platform.python_version()),
             'outputs': outputs, 'profile': profile}
@@ -230,25 +240,35 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
 
 def markdown(results: Dict[str, Any]) -> str:
     """Return the table of a ``measure()`` result, with a line saying how it was measured."""
-    lines = ['| outputs | engine `segment()` | segment_bag, %s | segment_bag, %s |'
-             % tuple(PLACES.values()), '|---|---:|---:|---:|']
+    lines = ['| outputs | engine `segment()` | `--jobs` | segment_bag, %s | segment_bag, %s |'
+             % tuple(PLACES.values()), '|---|---:|---:|---:|---:|']
     for choice, figures in results['outputs'].items():
-        cells = ['%.2f ms (%.0f fps)' % (figures['engine_ms'], figures['engine_fps'])]
-        cells += ['%.2f ms (%.0f fps), %.2fx (floor %.2fx)' % (
-                      figures['%s_ms' % place], figures['%s_fps' % place],
-                      figures['%s_ratio' % place], figures['%s_floor_ratio' % place])
-                  if '%s_ms' % place in figures else 'n/a' for place in PLACES]
-        lines.append('| %s | %s |' % (choice, ' | '.join(cells)))
+        engine = '%.2f ms (%.0f fps)' % (figures['engine_ms'], figures['engine_fps'])
+        for jobs, suffix in ((results['jobs'], ''), (1, '_' + ONE_JOB)):
+            cells = ['%.2f ms (%.0f fps), %.2fx' % (
+                figures['%s%s_ms' % (place, suffix)], figures['%s%s_fps' % (place, suffix)],
+                figures['%s%s_ratio' % (place, suffix)])
+                if '%s_ms' % place in figures else 'n/a' for place in PLACES]
+            lines.append('| %s | %s | %d | %s |' % (choice, engine, jobs, ' | '.join(cells)))
+            choice = engine = ''
+    floors = '; '.join('%s: %s' % (choice, ', '.join(
+        '%s %.2fx' % (place, figures['%s_floor_ratio' % place])
+        for place in PLACES if '%s_floor_ratio' % place in figures))
+        for choice, figures in results['outputs'].items())
     lines += ['', '%s, %d frames of %s (720x528 bgr8), per frame, medians of %d interleaved '
-              'rounds; %s. Floor: the engine while a thread only writes the same bytes to a '
-              'file in the same place.' % (results['model'], results['frames'],
-                                           results['video'], results['rounds'],
-                                           results['platform'])]
+              'rounds; %s. The engine is called one frame at a time with %d inference threads; '
+              'segment_bag segments `--jobs` frames at once (%d is its default here), each '
+              'engine with %d // jobs threads (at least 1). What storing alone costs beside '
+              'the engine (the engine while a thread only writes the same bytes to a file in '
+              'the same place): %s.' % (
+                  results['model'], results['frames'], results['video'], results['rounds'],
+                  results['platform'], ENGINE_THREADS, results['jobs'], ENGINE_THREADS,
+                  floors)]
     profile = results['profile']
     lines += ['', 'Profile of one `segment_bag` run (py-spy, both masks, bag on disk): time per '
               'frame that each Python thread spends on its frame work, waits for the other '
-              "threads left out, and where it goes (own time; LiteRT's second inference thread "
-              'is native and not shown).', '']
+              'threads left out, and where it goes (own time; threads LiteRT starts itself are '
+              'native and not shown).', '']
     if 'error' in profile:
         lines.append(profile['error'])
     else:

@@ -170,15 +170,20 @@ def model_name(value: Callable[[str], Any]) -> str:
     return value('model') or MODEL_SELECTION[value('model_selection')]
 
 
-def create_segmenter(value: Callable[[str], Any], running_mode: RunningMode) -> ImageSegmenter:
-    """Create the engine the parameters describe; a bad model is one ConfigurationError."""
+def create_segmenter(value: Callable[[str], Any], running_mode: RunningMode,
+                     num_threads: Optional[int] = None) -> ImageSegmenter:
+    """
+    Create the engine the parameters describe; a bad model is one ConfigurationError.
+
+    ``num_threads`` replaces the parameter's value, for callers that run several engines.
+    """
     model = model_name(value)
     options = ImageSegmenterOptions(
         model_path=model, running_mode=running_mode,
         output_category_mask=value('output_category_mask'),
         output_confidence_masks=value('output_confidence_masks'),
         display_names_locale=value('display_names_locale'),
-        num_threads=value('num_threads'))
+        num_threads=num_threads or value('num_threads'))
     try:
         return ImageSegmenter.create_from_options(options)
     except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError) as error:

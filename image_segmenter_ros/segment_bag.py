@@ -23,20 +23,25 @@ parameters (``outputs``, ``parameters``), the input's header, the node's encodin
 per enabled output, stored at the frame's receive time; frames that do not decode are
 counted, reported and skipped.
 
-Three threads overlap: one reads and decodes the next frames, the main thread segments, one
-stores. Frames and masks travel as CDR around views of their pixels (``image_cdr``): input
-frames go from the memory-mapped bag to the output file, masks from the engine's arrays,
-never through rclpy messages or the copies its serializer makes.
+Threads overlap: one reads and decodes the next frames, ``--jobs`` engines segment several
+frames at once (each on its own thread, with ``num_threads // jobs`` inference threads), and
+one stores every message in the input's order. Frames and masks travel as CDR around views of
+their pixels (``image_cdr``): input frames go from the memory-mapped bag to the output file,
+masks from the engine's arrays, never through rclpy messages or the copies its serializer
+makes.
 """
 
 import argparse
+import collections
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+import os
 from pathlib import Path
 import queue
 import sys
 import threading
-from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar,
-                    Union)
+from typing import (Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple,
+                    TypeVar, Union)
 
 import numpy as np
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
@@ -51,7 +56,8 @@ from .image_cdr import CdrError, decode_image, encode_image
 from .image_conversions import message_to_array, render_overlay
 from .memory import keep_freed_memory
 from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC, labels_yaml, OVERLAY_TOPIC
-from .parameters import create_segmenter, load_parameters, model_name
+from .parameters import (ConfigurationError, create_segmenter, load_parameters,
+                         model_name)
 from .segmenter import ImageSegmenter, RunningMode
 
 NAME = 'segment_bag'
@@ -63,6 +69,10 @@ _LATCHED = qos_to_bag(QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIA
 _ABORT = object()  # tells the writer thread to drop the bag
 _END = object()  # the reader thread has no more messages
 _AHEAD = 4  # frames decoded ahead of the segmentation
+# Frames segmented at once by default: one per CPU, at most 4 (each holds an engine and its
+# frame's masks in memory).
+DEFAULT_JOBS = min(os.cpu_count() or 1, 4)
+Outputs = List[Tuple[str, Tuple[Any, ...]]]
 T = TypeVar('T')
 
 
@@ -217,12 +227,25 @@ class _Frame:
 
 
 class _Segmentation:
-    """The node's per-frame work on one bag message: decode once, compute enabled outputs."""
+    """
+    The node's per-frame work on bag messages: decode once, compute the enabled outputs.
 
-    def __init__(self, reader: BagReader, segmenter: ImageSegmenter, values: Dict[str, Any]):
+    Frames are segmented by a pool of engines, one per worker thread, so that several frames
+    are in the engine at once; results come back as futures, to be stored in input order.
+    """
+
+    def __init__(self, reader: BagReader, segmenters: List[ImageSegmenter],
+                 values: Dict[str, Any]):
         self._reader = reader
-        self._segmenter = segmenter
+        self._idle: 'queue.SimpleQueue[ImageSegmenter]' = queue.SimpleQueue()
+        for segmenter in segmenters:
+            self._idle.put(segmenter)
         self._values = values
+        self._pool = ThreadPoolExecutor(len(segmenters), thread_name_prefix='segment')
+
+    def close(self) -> None:
+        """Drop frames not started yet and wait for those being segmented."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def decode(self, message: BagMessage) -> Union[_Frame, str]:
         """
@@ -247,18 +270,30 @@ class _Segmentation:
         except ValueError as error:  # InvalidImageError, or any other refusal of the frame
             return describe(self._reader.path, message, error)
 
-    def outputs(self, camera: _Camera, frame: _Frame) -> List[Tuple[str, Tuple[Any, ...]]]:
+    def submit(self, camera: _Camera, message: BagMessage,
+               frame: _Frame) -> 'Future[Union[Outputs, str]]':
+        """Segment a frame on the next free engine; the future gives its outputs or a problem."""
+        return self._pool.submit(self._outputs, camera, message, frame)
+
+    def _outputs(self, camera: _Camera, message: BagMessage,
+                 frame: _Frame) -> Union[Outputs, str]:
         """
-        Return each enabled output topic with its message's CDR pieces.
+        Return each enabled output topic with its message's CDR pieces, or why there are none.
 
         The pieces hold views of the result's masks, which the engine allocates anew for every
         frame: they stay valid while the writer thread stores them.
         """
         values = self._values
-        result = self._segmenter.segment(
-            frame.image, values['rotation_degrees'],
-            output_confidence_masks=bool(camera.confidences),
-            output_category_mask=bool(camera.category or camera.overlay))
+        segmenter = self._idle.get()
+        try:
+            result = segmenter.segment(
+                frame.image, values['rotation_degrees'],
+                output_confidence_masks=bool(camera.confidences),
+                output_category_mask=bool(camera.category or camera.overlay))
+        except ValueError as error:
+            return describe(self._reader.path, message, error)
+        finally:
+            self._idle.put(segmenter)
         produced = []
         if camera.category:
             produced.append((camera.category,
@@ -275,22 +310,29 @@ class _Segmentation:
 def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None,
                 params_file: Optional[Path] = None, topics: Optional[Sequence[str]] = None,
                 force: bool = False, namespace: Optional[str] = None, overlay: bool = False,
-                storage: str = 'mcap', progress: bool = True) -> Tuple[int, List[str]]:
+                storage: str = 'mcap', progress: bool = True,
+                jobs: int = DEFAULT_JOBS) -> Tuple[int, List[str]]:
     """
     Write OUTPUT: INPUT's messages plus the node's outputs for every frame of ``topics``.
 
-    Returns the number of frames segmented and the problems of the frames that were skipped.
+    ``jobs`` frames are segmented at once, each engine with ``num_threads // jobs`` inference
+    threads (at least one); the output is the same for any ``jobs``. Returns the number of
+    frames segmented and the problems of the frames that were skipped.
     """
+    if jobs < 1:
+        raise ConfigurationError('--jobs must be at least 1, got %d.' % jobs)
     values = load_parameters(params_file, {'model': model} if model else None)
     refuse_existing(output_path, force)
     with BagReader(input_path) as reader:
         chosen = _choose_topics(reader, topics)
-        segmenter = create_segmenter(values.get, RunningMode.IMAGE)
-        cameras = _cameras(reader, chosen, namespace, segmenter.labels, values, overlay)
+        segmenters = [create_segmenter(values.get, RunningMode.IMAGE,
+                                       max(1, values['num_threads'] // jobs))
+                      for _ in range(jobs)]
+        cameras = _cameras(reader, chosen, namespace, segmenters[0].labels, values, overlay)
         labels = serialize_message(String(data=labels_yaml(
-            model_name(values.get), values['display_names_locale'], segmenter.labels,
-            segmenter.display_names)))
-        work = _Segmentation(reader, segmenter, values)
+            model_name(values.get), values['display_names_locale'], segmenters[0].labels,
+            segmenters[0].display_names)))
+        work = _Segmentation(reader, segmenters, values)
         skipped: List[str] = []
         done = 0
 
@@ -313,42 +355,57 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
         frames = _ahead(decoded(), _AHEAD)
         bar = tqdm(total=reader.count(chosen), unit='frame', desc=NAME, disable=not progress,
                    dynamic_ncols=True)
+        # Messages in input order, each with the labels message to store after it (the
+        # camera's first frame) and its outcome: None (not a frame), a problem, or a future.
+        window: Deque[Tuple[BagMessage, Optional[bytes], Any]] = collections.deque()
+        segmenting = 0  # futures in the window
+
+        def store_ready(limit: int) -> None:
+            """Store the window's head while it is ready or more than ``limit`` frames wait."""
+            nonlocal segmenting, done
+            while window:
+                message, labels_first, outcome = window[0]
+                if isinstance(outcome, Future):
+                    if segmenting <= limit and not outcome.done():
+                        return
+                    outcome = outcome.result()
+                    segmenting -= 1
+                window.popleft()
+                store.put(message.topic, message.timestamp_ns, message.raw)
+                if labels_first is not None:
+                    store.put(cameras[message.topic].labels, message.timestamp_ns, labels_first)
+                if outcome is None:
+                    continue
+                if isinstance(outcome, str):
+                    skipped.append(outcome)
+                    bar.write('%s: skipped: %s' % (NAME, outcome), file=sys.stderr)
+                else:
+                    for topic, parts in outcome:
+                        store.put(topic, message.timestamp_ns, *parts)
+                    done += 1
+                bar.update()
+
         complete = False
         try:
             for message, frame in frames:
-                store.put(message.topic, message.timestamp_ns, message.raw)
-                if frame is None:
-                    continue
-                camera = cameras[message.topic]
-                if not camera.labels_written:
-                    store.put(camera.labels, message.timestamp_ns, labels)
-                    camera.labels_written = True
-                problem = frame if isinstance(frame, str) else _segment_one(
-                    reader, work, camera, message, frame, store)
-                if problem:
-                    skipped.append(problem)
-                    bar.write('%s: skipped: %s' % (NAME, problem), file=sys.stderr)
-                else:
-                    done += 1
-                bar.update()
+                labels_first = outcome = None
+                if frame is not None:
+                    camera = cameras[message.topic]
+                    if not camera.labels_written:
+                        labels_first, camera.labels_written = labels, True
+                    outcome = frame if isinstance(frame, str) else work.submit(
+                        camera, message, frame)
+                    segmenting += isinstance(outcome, Future)
+                window.append((message, labels_first, outcome))
+                store_ready(jobs)
+            store_ready(0)
             complete = True
         finally:
             frames.close()
+            work.close()
             bar.close()
             store.finish(complete)
     return done, skipped
-
-
-def _segment_one(reader: BagReader, work: _Segmentation, camera: _Camera, message: BagMessage,
-                 frame: _Frame, store: _WriterThread) -> Optional[str]:
-    """Queue the outputs of one frame; return why it was skipped, or None."""
-    try:
-        outputs = work.outputs(camera, frame)
-    except ValueError as error:
-        return describe(reader.path, message, error)
-    for topic, parts in outputs:
-        store.put(topic, message.timestamp_ns, *parts)
-    return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -366,13 +423,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--overlay', action='store_true', help='also write the overlay topic')
     parser.add_argument('--storage', choices=sorted(STORAGES), default='mcap',
                         help='storage of OUTPUT (default mcap, as ros2 bag in Jazzy)')
+    parser.add_argument('--jobs', type=int, default=DEFAULT_JOBS,
+                        help='frames segmented at once, each engine with num_threads // jobs '
+                        'inference threads (default: one per CPU, at most 4, here %d)'
+                        % DEFAULT_JOBS)
     args = parser.parse_args(argv)
     keep_freed_memory()
 
     def body() -> int:
         done, skipped = segment_bag(args.input, args.output, args.model, args.params_file,
                                     args.topics, args.force, args.output_namespace,
-                                    args.overlay, args.storage)
+                                    args.overlay, args.storage, jobs=args.jobs)
         print('%s: segmented %d frames%s; wrote %s' % (
             NAME, done, ', skipped %d that did not decode' % len(skipped) if skipped else '',
             args.output))

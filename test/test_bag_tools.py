@@ -197,6 +197,24 @@ def test_segment_bag_writes_the_same_messages_to_sqlite3(sample_bag, segmented, 
     assert read_bag(out) == read_bag(segmented)
 
 
+def stored(path: Path) -> List[Tuple[str, int, bytes]]:
+    """Return every message of a bag as stored: topic, receive time, CDR bytes."""
+    with BagReader(path) as reader:
+        return [(m.topic, m.timestamp_ns, bytes(m.raw)) for m in reader.messages(
+            list(reader.topics))]
+
+
+@pytest.mark.parametrize('jobs', ['1', '3'])
+def test_segment_bag_writes_the_same_bag_whatever_the_number_of_jobs(
+        sample_bag, segmented, tmp_path, jobs):
+    # One engine with the file's 2 inference threads, or three frames at once on engines of
+    # one thread each, give the same messages in the same order as the default.
+    out = tmp_path / 'out'
+    assert segment_bag_main([str(sample_bag), str(out), '--params-file', str(CONFIG),
+                             '--jobs', jobs]) == 0
+    assert stored(out) == stored(segmented)
+
+
 @pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
 def test_segment_bag_reads_compressed_frames_from_either_storage(tmp_path, engine, storage):
     bag, out = tmp_path / 'compressed', tmp_path / 'out'
@@ -295,6 +313,8 @@ def test_missing_corrupt_and_imageless_bags_and_missing_topics(sample_bag, tmp_p
     assert code == 1 and 'has no image topics' in error and '/chatter' in error
     code, error = run_segment_bag(capsys, strings, out, '--topics', '/chatter')
     assert code == 1 and 'not an image' in error
+    code, error = run_segment_bag(capsys, sample_bag, out, '--jobs', '0')
+    assert code == 1 and '--jobs must be at least 1, got 0.' in error
     assert not out.exists() and not list(tmp_path.glob('.*partial'))
 
 
