@@ -198,7 +198,7 @@ def profile_tool(bag: Path, params: Path, output: Path, frames: int, rate: int =
                         for thread, count in samples.most_common()]}
 
 
-def measure(frames: int = 120, rounds: int = 3) -> Dict[str, Any]:
+def measure(frames: int = 120, rounds: int = 5) -> Dict[str, Any]:
     """
     Run the benchmark; return JSON-serialisable figures.
 
@@ -287,7 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark and print a Markdown table (``--json``: the raw figures too)."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--frames', type=int, default=120)
-    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--json', type=Path, help='also write the figures to this file')
     args = parser.parse_args(argv)
     results = measure(args.frames, args.rounds)
