@@ -374,9 +374,7 @@ def markdown(results: Dict[str, Any]) -> str:
     total = sum(value['median_ms'] for name, value in stages.items()
                 if name != 'segment() total')
     lines += ['', 'Stages of `segment()` (%s, %s, both masks, %d threads), timed one by one '
-              'on one thread with the public stage functions; `segment()` itself runs the '
-              'warp and fill of the two halves of the tensor at once, and the two kinds of '
-              'mask at once. Medians:' % (TARGET_MODEL, TARGET_SIZE, t), '',
+              'with the public stage functions; medians:' % (TARGET_MODEL, TARGET_SIZE, t), '',
               '| stage | median ms | p90 ms | share of the staged sum |',
               '|---|---:|---:|---:|']
     for name, value in stages.items():

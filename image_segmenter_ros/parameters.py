@@ -131,8 +131,7 @@ PARAMETERS = (
     ParameterSpec('rotation_degrees', 0, 'Clockwise rotation that makes the camera image '
                   'upright; masks stay in the input image frame.', read_only=False,
                   integer_range=(0, 270, 90)),
-    ParameterSpec('num_threads', 2, 'CPU threads of the inference runtime; above 1, the '
-                  'pre- and postprocessing also run on two threads.',
+    ParameterSpec('num_threads', 2, 'CPU threads of the inference runtime.',
                   integer_range=(1, 64, 1)),
     ParameterSpec('overlay_alpha', 0.5, 'Opacity of the class colours on the overlay topic.',
                   read_only=False, float_range=(0.0, 1.0)),

@@ -114,21 +114,19 @@ def warp_maps(image_width: int, image_height: int, tensor_width: int, tensor_hei
 
 
 def warp_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int,
-                   rotation_degrees: int = 0, rows: slice = slice(None)) -> np.ndarray:
+                   rotation_degrees: int = 0) -> np.ndarray:
     """
     Warp a uint8 image (gray, RGB or RGBA) to the tensor grid, replicating the border.
 
-    ``rows`` selects tensor rows to compute (every output pixel is sampled independently, so
-    parts of the tensor can be warped on different threads). A channel-reversed view
-    (``bgr[..., ::-1]``) is warped from the buffer it views and the small result reversed
-    back, which equals warping an RGB copy (the warp treats channels independently) without
-    making one.
+    A channel-reversed view (``bgr[..., ::-1]``) is warped from the buffer it views and the
+    small result reversed back, which equals warping an RGB copy (the warp treats channels
+    independently) without making one.
     """
     reversed_channels = image.ndim == 3 and image.strides[2] < 0
     source = np.ascontiguousarray(image[:, :, ::-1] if reversed_channels else image)
     coordinates, weights_index = warp_maps(image.shape[1], image.shape[0], tensor_width,
                                            tensor_height, rotation_degrees)
-    warped = cv2.remap(source, coordinates[rows], weights_index[rows], cv2.INTER_LINEAR,
+    warped = cv2.remap(source, coordinates, weights_index, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
     return warped[:, :, ::-1] if reversed_channels else warped
 

@@ -22,13 +22,10 @@ differences are listed in the README ("Where the engine differs from MediaPipe")
 
 from dataclasses import dataclass
 import enum
-from functools import partial
 import logging
 from pathlib import Path
-import queue
 import threading
-from typing import Any, Callable, List, Optional, Tuple
-import weakref
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -112,54 +109,6 @@ def _validate_image(image: np.ndarray, channels_allowed: Tuple[int, ...] = (3, 4
         raise ValueError('image is empty (shape %s).' % (image.shape,))
 
 
-class _HelperThread:
-    """
-    A second thread for the engine's own work, so that pre- and postprocessing use two cores.
-
-    Inference already runs on ``num_threads`` threads; the rest of ``segment()`` (warp, fill,
-    category mask, confidence masks) is split in two halves that run at once: one here, one
-    in the caller. The work is in OpenCV, NumPy and numba calls that release the GIL.
-    """
-
-    def __init__(self):
-        self._tasks: 'queue.SimpleQueue[Optional[Callable[[], Any]]]' = queue.SimpleQueue()
-        self._results: 'queue.SimpleQueue[Tuple[Any, Optional[BaseException]]]' = \
-            queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name='image_segmenter_helper',
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            try:
-                outcome: Tuple[Any, Optional[BaseException]] = (task(), None)
-            except BaseException as error:  # noqa: B902 - raised again in the caller
-                outcome = (None, error)
-            del task  # no reference to the interpreter's tensors may outlive the call
-            self._results.put(outcome)
-            del outcome
-
-    def run_beside(self, here: Callable[[], Any], there: Callable[[], Any]) -> Tuple[Any, Any]:
-        """Run ``there`` on the helper while ``here`` runs in the caller; return both results."""
-        self._tasks.put(there)
-        try:
-            mine = here()
-        finally:
-            theirs, error = self._results.get()
-        if error is not None:
-            raise error
-        return mine, theirs
-
-    def stop(self) -> None:
-        """End the thread once its current task is done."""
-        self._tasks.put(None)
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
-
 class _Model:
     """A loaded model: interpreter, tensor layout and how to fill and read its tensors."""
 
@@ -232,23 +181,18 @@ class _Model:
         # MediaPipe zeroes the alpha ("previous mask") channel only for its hair model.
         self.zero_alpha = (self.channels == 4 and len(labels) == 2 and labels[1] == 'hair')
 
-    def run(self, image: np.ndarray, rotation: int,
-            helper: Optional[_HelperThread] = None) -> np.ndarray:
-        """
-        Preprocess, invoke and return the output tensor as float32 (h, w, classes).
-
-        With a helper, the warp and fill of the tensor's lower half run on it.
-        """
-        tensor = self.interpreter.tensor(self.input['index'])()[0]
+    def run(self, image: np.ndarray, rotation: int) -> np.ndarray:
+        """Preprocess, invoke and return the output tensor as float32 (h, w, classes)."""
         if self.channels == 4:
-            self._fill(self._four_channel_pixels(image, rotation), tensor)
-        elif helper is None:
-            self._warp_rows(image, rotation, tensor, slice(None))
+            pixels = self._four_channel_pixels(image, rotation)
         else:
-            half = self.height // 2
-            helper.run_beside(partial(self._warp_rows, image, rotation, tensor, slice(0, half)),
-                              partial(self._warp_rows, image, rotation, tensor,
-                                      slice(half, None)))
+            pixels = preprocessing.warp_to_tensor(image, self.width, self.height, rotation)
+        tensor = self.interpreter.tensor(self.input['index'])()[0]
+        if tensor.dtype == np.uint8:
+            tensor[...] = pixels[:, :, :tensor.shape[-1]] if pixels.ndim == 3 else \
+                pixels[:, :, np.newaxis]
+        else:
+            preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
         del tensor  # LiteRT refuses to invoke while views of its buffers are alive.
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self.output['index'])[0]
@@ -258,19 +202,6 @@ class _Model:
         if rotation:
             output = np.rot90(output, k=rotation // 90)
         return output
-
-    def _warp_rows(self, image: np.ndarray, rotation: int, tensor: np.ndarray,
-                   rows: slice) -> None:
-        self._fill(preprocessing.warp_to_tensor(image, self.width, self.height, rotation, rows),
-                   tensor[rows])
-
-    def _fill(self, pixels: np.ndarray, tensor: np.ndarray) -> None:
-        """Write warped uint8 pixels into (part of) the input tensor, normalised if float."""
-        if tensor.dtype == np.uint8:
-            tensor[...] = pixels[:, :, :tensor.shape[-1]] if pixels.ndim == 3 else \
-                pixels[:, :, np.newaxis]
-        else:
-            preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
 
     def _four_channel_pixels(self, image: np.ndarray, rotation: int) -> np.ndarray:
         if image.ndim == 2:
@@ -314,11 +245,6 @@ class ImageSegmenter:
         self._workspace = postprocessing.Workspace()
         postprocessing.compile_category_mask()
         self._lock = threading.Lock()
-        self._helper: Optional[_HelperThread] = None
-        if options.num_threads > 1:
-            self._helper = _HelperThread()
-            # A segmenter dropped without close() must not leave its thread behind.
-            weakref.finalize(self, self._helper.stop)
         self._live: Optional[_LiveStreamWorker] = None
         if options.running_mode == RunningMode.LIVE_STREAM:
             self._live = _LiveStreamWorker(self._segment, options.result_callback)
@@ -396,13 +322,9 @@ class ImageSegmenter:
         return self._live.dropped if self._live else 0
 
     def close(self) -> None:
-        """Finish queued live frames and release the worker threads."""
+        """Finish queued live frames and release the worker."""
         if self._live is not None:
             self._live.stop()
-        with self._lock:
-            if self._helper is not None:
-                self._helper.stop()
-                self._helper = None
 
     def __enter__(self) -> 'ImageSegmenter':
         return self
@@ -433,25 +355,17 @@ class ImageSegmenter:
                          else want_category)
         height, width = image.shape[:2]
         activation = self._model.metadata.activation
-
-        def category() -> np.ndarray:
-            return postprocessing.category_mask(tensor, activation, width, height,
-                                                self._workspace)
-
-        def confidence() -> List[np.ndarray]:
+        result = ImageSegmenterResult()
+        with self._lock:
+            tensor = self._model.run(image, rotation)
+            if want_category:
+                result.category_mask = postprocessing.category_mask(
+                    tensor, activation, width, height, self._workspace)
+        if want_confidence:
             masks = postprocessing.confidence_masks(tensor, activation, width, height)
             if self._single_channel:
                 masks.insert(0, np.float32(1.0) - masks[0])
-            return masks
-        result = ImageSegmenterResult()
-        with self._lock:
-            tensor = self._model.run(image, rotation, self._helper)
-            if want_category and want_confidence and self._helper:
-                result.confidence_masks, result.category_mask = self._helper.run_beside(
-                    confidence, category)
-            else:
-                result.category_mask = category() if want_category else None
-                result.confidence_masks = confidence() if want_confidence else None
+            result.confidence_masks = masks
         return result
 
 

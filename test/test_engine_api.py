@@ -285,37 +285,3 @@ def test_non_contiguous_views_give_the_same_masks(legacy_models, megamind_frames
                                           err_msg=name)
             np.testing.assert_array_equal(from_view.confidence_masks[1],
                                           from_copy.confidence_masks[1], err_msg=name)
-
-
-def test_one_or_two_threads_give_identical_masks(legacy_models, test_models, megamind_frames):
-    # With num_threads > 1 the engine splits the warp, the fill and the two kinds of mask
-    # between two threads; the masks must not depend on it.
-    rgb = megamind_frames[1]
-    images = {'RGB': rgb, 'RGB view of a BGR buffer': np.ascontiguousarray(rgb[:, :, ::-1])[
-        :, :, ::-1], 'gray': cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
-        'RGBA': cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)}
-    models = {**legacy_models, **test_models}
-    del models['no_normalization']  # refused at creation, like MediaPipe does
-    for name, model in models.items():
-        with ours(model, output_category_mask=True, num_threads=1) as one, \
-                ours(model, output_category_mask=True, num_threads=2) as two:
-            for image_name, image in images.items():
-                for rotation in (0, 90):
-                    expected, actual = one.segment(image, rotation), two.segment(image, rotation)
-                    where = '%s, %s, rotation %d' % (name, image_name, rotation)
-                    np.testing.assert_array_equal(actual.category_mask, expected.category_mask,
-                                                  err_msg=where)
-                    for got, wanted in zip(actual.confidence_masks, expected.confidence_masks):
-                        np.testing.assert_array_equal(got, wanted, err_msg=where)
-
-
-def test_closing_or_dropping_a_segmenter_ends_its_threads(legacy_models):
-    before = threading.active_count()
-    segmenter = ours(legacy_models['selfie_segmentation'], num_threads=2)
-    assert threading.active_count() == before + 1  # the helper of pre- and postprocessing
-    segmenter.close()
-    assert threading.active_count() == before
-    dropped = ours(legacy_models['selfie_segmentation'], num_threads=2)
-    dropped.segment(IMAGE)
-    del dropped
-    assert wait_for(lambda: threading.active_count() == before)
