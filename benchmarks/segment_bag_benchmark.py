@@ -21,7 +21,9 @@ alternate rounds, the same frames, already decoded to RGB, by the engine's ``seg
 alone, called back to back with the same outputs. The ratio of the per-frame times is what
 the tool costs against the engine: with its default ``--jobs`` (frames segmented at once) and
 with ``--jobs 1``. The output bag is written once to disk and once to memory (/dev/shm), to
-tell storage throughput from CPU cost. ``measure()`` and ``markdown()`` serve the suite.
+tell storage throughput from CPU cost. Each timed write starts after ``os.sync()``: no round
+pays for the writeback of the rounds before it. ``measure()`` and ``markdown()`` serve the
+suite.
 """
 
 import argparse
@@ -87,6 +89,7 @@ def storage_round(segmenter: ImageSegmenter, frames: Sequence[np.ndarray],
                 for part in parts:
                     file.write(part)
     writer = threading.Thread(target=write)
+    os.sync()
     start = time.perf_counter()
     writer.start()
     for frame, raw in zip(frames, raws):
@@ -101,6 +104,7 @@ def storage_round(segmenter: ImageSegmenter, frames: Sequence[np.ndarray],
 
 def tool_round(bag: Path, output: Path, frames: int, params: Path, jobs: int) -> float:
     shutil.rmtree(output, ignore_errors=True)
+    os.sync()
     start = time.perf_counter()
     segment_bag(bag, output, params_file=params, progress=False, jobs=jobs)
     elapsed = (time.perf_counter() - start) / frames
@@ -256,7 +260,8 @@ def markdown(results: Dict[str, Any]) -> str:
         for place in PLACES if '%s_floor_ratio' % place in figures))
         for choice, figures in results['outputs'].items())
     lines += ['', '%s, %d frames of %s (720x528 bgr8), per frame, medians of %d interleaved '
-              'rounds; %s. The engine is called one frame at a time with %d inference threads; '
+              'rounds, each write started after `os.sync()`; %s. The engine is called one frame '
+              'at a time with %d inference threads; '
               'segment_bag segments `--jobs` frames at once (%d is its default here), each '
               'engine with %d // jobs threads (at least 1). What storing alone costs beside '
               'the engine (the engine while a thread only writes the same bytes to a file in '
