@@ -32,7 +32,7 @@ from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (qos_profile_sensor_data, QoSDurabilityPolicy, QoSPolicyKind, QoSProfile,
@@ -431,10 +431,13 @@ def main(args: Optional[List[str]] = None) -> int:
     # halves the node's processing time (page faults of fresh mmaps otherwise).
     keep_freed_memory()
     rclpy.init(args=args)
+    # Created before the slow start-up (model, topics): a signal that shuts the context down
+    # while an executor is being built leaves a half-built one that rclpy reports on exit.
+    executor = SingleThreadedExecutor()
     node = None
     try:
         node = ImageSegmenterNode()
-        rclpy.spin(node)
+        rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigurationError as error:
@@ -445,6 +448,7 @@ def main(args: Optional[List[str]] = None) -> int:
             raise
         # SIGINT or SIGTERM arrived while the node was still starting: a clean stop.
     finally:
+        executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -472,8 +472,10 @@ def build_model(spec: TestModelSpec) -> bytes:
     stream = io.BytesIO(model_bytes)
     with zipfile.ZipFile(stream, 'a') as archive:
         for file_name, _, names in label_files:
-            # Same text as MediaPipe's writer: one name per line, no final newline.
-            archive.writestr(file_name, '\n'.join(names))
+            # Same text as MediaPipe's writer: one name per line, no final newline. A fixed
+            # date, not the clock's, so that the same spec always gives the same bytes.
+            archive.writestr(zipfile.ZipInfo(file_name, date_time=(1980, 1, 1, 0, 0, 0)),
+                             '\n'.join(names))
     return stream.getvalue()
 
 
