@@ -39,9 +39,15 @@ except ImportError:  # pragma: no cover - platforms without numba take the NumPy
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
-    """Logistic function in float32, in place."""
-    np.negative(values, out=values)
-    np.exp(values, out=values)
+    """
+    Logistic function in float32, in place.
+
+    exp() overflows to inf for logits below about -88, and 1 / (1 + inf) is 0, the right
+    limit (MediaPipe's float arithmetic gives the same): the overflow is expected, not warned.
+    """
+    with np.errstate(over='ignore'):
+        np.negative(values, out=values)
+        np.exp(values, out=values)
     values += np.float32(1.0)
     return np.reciprocal(values, out=values)
 
@@ -257,10 +263,7 @@ def category_mask_vectorized(tensor: np.ndarray, activation: Activation, width: 
         tensor = tensor[:, :, 0]  # 2-D arrays index several times faster than (h, w, 1).
     scores = interpolate_align_corners_transposed(tensor, width, height, workspace)
     if activation == Activation.SIGMOID:
-        np.negative(scores, out=scores)
-        np.exp(scores, out=scores)
-        scores += np.float32(1.0)
-        np.reciprocal(scores, out=scores)
+        sigmoid(scores)
     if scores.ndim == 2:
         classes = np.greater(scores, np.float32(0.5),
                              out=workspace.get('above', scores.shape, np.bool_)).view(np.uint8)
