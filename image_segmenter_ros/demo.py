@@ -56,8 +56,9 @@ def use_demo_environment() -> Dict[str, str]:
     profile, unless one is set already, gives each process shared memory big enough for whole
     frames and masks.
     """
-    profile = os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE',
-                             str(config_file('fastdds_large_images.xml')))
+    profile = (os.environ.get('FASTRTPS_DEFAULT_PROFILES_FILE')
+               or os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE')
+               or str(config_file('fastdds_large_images.xml')))
     os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                       ROS_DOMAIN_ID=os.environ.get('IMAGE_SEGMENTER_DEMO_DOMAIN_ID',
                                                    str(101 + os.getpid() % 60)),

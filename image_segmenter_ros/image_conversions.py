@@ -140,11 +140,24 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
                                 % (width, height, encoding, error.err)) from None
 
 
+def _ends_with(data: np.ndarray, end_marker: bytes, window: int = 4096) -> bool:
+    """
+    Whether the stream ends with ``end_marker``, followed by nothing but padding.
+
+    Some camera drivers pad compressed frames with zero (or 0xFF) bytes to a fixed size, and
+    OpenCV decodes them. A truncated stream must not pass: OpenCV would make up what is
+    missing.
+    """
+    tail = data[-window:].tobytes()
+    end = tail.rfind(end_marker)
+    return end >= 0 and not tail[end + len(end_marker):].strip(b'\x00\xff')
+
+
 def _png_size(data: np.ndarray) -> Tuple[int, int]:
     """Width and height from the IHDR chunk, which the PNG signature must be followed by."""
     if data.size < 24 or data[12:16].tobytes() != b'IHDR':
         raise InvalidImageError('Compressed image is a truncated png (no IHDR chunk).')
-    if data[-12:].tobytes() != _PNG_END:
+    if not _ends_with(data, _PNG_END):
         raise InvalidImageError('Compressed image is a truncated png (it does not end with an '
                                 'IEND chunk).')
     width, height = np.frombuffer(data[16:24].tobytes(), '>u4')
@@ -154,7 +167,7 @@ def _png_size(data: np.ndarray) -> Tuple[int, int]:
 def _jpeg_size(data: np.ndarray) -> Tuple[int, int]:
     """Width and height from the first SOF segment, walking the marker segments before it."""
     # EOI cannot occur inside entropy-coded data (0xFF is stuffed there), only at the end.
-    if data[-32:].tobytes().find(b'\xff\xd9') < 0:
+    if not _ends_with(data, b'\xff\xd9'):
         raise InvalidImageError('Compressed image is a truncated jpeg (no end-of-image marker).')
     raw = data.data  # a memoryview: no copy of the scan data
     offset = 2

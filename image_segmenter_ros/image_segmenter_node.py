@@ -20,11 +20,12 @@ ROS glue only: parameters, QoS, topics, a worker thread and diagnostics. Decodin
 """
 
 import collections
+import copy
 from dataclasses import dataclass, fields
 import re
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
@@ -47,7 +48,7 @@ from .image_conversions import InvalidImageError, message_to_array
 from .outputs import (category_message, confidence_message, confidence_topics, labels_yaml,
                       MessageBuffer, overlay_message)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
-                         model_name, PARAMETERS, startup_problem)
+                         model_name, PARAMETERS, qos_override_problem, startup_problem)
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -55,7 +56,12 @@ except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 WARN_PERIOD_SEC = 5.0
+# The policies a parameters file may override per topic (see parameters.QOS_OVERRIDE_VALUES).
+QOS_OVERRIDES = QoSOverridingOptions(policy_kinds=(
+    QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
+    QoSPolicyKind.DURABILITY))
 STATS_WINDOW = 300  # frames behind each percentile in /diagnostics
+DIAGNOSTICS_WINDOW_SEC = 5  # the status speaks of this many last seconds (1 Hz updates)
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,26 @@ class _Stats:
             return dict(self.counts), list(self.processing_ms), list(self.latency_ms)
 
 
+def diagnostic_status(counts: Dict[str, int], earlier: Dict[str, int], seconds: int,
+                      drops_matter: bool, topic: str) -> Tuple[bytes, str]:
+    """
+    Level and message of /diagnostics from the counters now and ``seconds`` ago.
+
+    WARN while frames fail, are rejected or (outside LIVE_STREAM, which drops by design) are
+    dropped, and when a stream that was flowing has stopped for the whole window.
+    """
+    recent = {name: counts[name] - earlier[name] for name in counts}
+    for counter in ('failed', 'rejected') + (('dropped',) if drops_matter else ()):
+        if recent[counter]:
+            return DiagnosticStatus.WARN, '%d frames %s in the last %d s' % (
+                recent[counter], counter, seconds)
+    if not counts['received']:
+        return DiagnosticStatus.OK, 'No frames received yet on %s' % topic
+    if not recent['received'] and seconds >= DIAGNOSTICS_WINDOW_SEC:
+        return DiagnosticStatus.WARN, 'No frames on %s for %d s' % (topic, seconds)
+    return DiagnosticStatus.OK, 'Segmenting'
+
+
 def _percentiles(name: str, samples: List[float]) -> List[KeyValue]:
     if not samples:
         return [KeyValue(key='%s %s (ms)' % (name, q), value='n/a') for q in ('p50', 'p90', 'max')]
@@ -172,7 +198,12 @@ class ImageSegmenterNode(Node):
         self._model = model_name(self._value)
         self._segmenter = self._create_segmenter()
         self._last_stamp_ms: Optional[int] = None
+        self._stopping = False
         self._stats = _Stats()
+        # Counters of the last DIAGNOSTICS_WINDOW_SEC seconds: the status reflects what happens
+        # now, not one bad frame at boot.
+        self._recent_counts: Deque[Dict[str, int]] = collections.deque(
+            [dict.fromkeys(_Stats.COUNTERS, 0)], maxlen=DIAGNOSTICS_WINDOW_SEC + 1)
         self._warned: Dict[str, float] = {}  # kind of rejection -> when it was last warned of
         self._queue = _FrameQueue(
             1 if self._mode == RunningMode.LIVE_STREAM else self._value('queue_size'))
@@ -215,15 +246,12 @@ class ImageSegmenterNode(Node):
     # Topics
 
     def _create_topics(self) -> None:
-        reliable = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
-        overridable = QoSOverridingOptions.with_default_policies()
-
         def publisher(msg_type: type, topic: str) -> Any:
-            return self.create_publisher(
-                msg_type, topic, reliable, qos_overriding_options=overridable,
-                event_callbacks=PublisherEventCallbacks(
-                    incompatible_qos=lambda info: self._incompatible_qos(
-                        info, topic, 'publisher', reliable)))
+            # A profile of its own: rclpy writes the topic's QoS overrides into it.
+            return self._create_overridable(
+                self.create_publisher, 'publisher', msg_type, topic,
+                QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE),
+                PublisherEventCallbacks)
 
         self._category_pub = (publisher(Image, 'category_mask')
                               if self._value('output_category_mask') else None)
@@ -239,19 +267,34 @@ class ImageSegmenterNode(Node):
             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
         self._labels_pub.publish(String(data=labels_yaml(
             self._model, self._value('display_names_locale'), self._segmenter.labels,
-            self._segmenter.display_names)))
+            self._segmenter.display_names, self._value('output_confidence_masks'))))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         compressed = self._value('input_transport') == 'compressed'
         # Like image_transport: the compressed stream lives under the (remapped) image topic.
         self._input_topic = self.resolve_topic_name('image') + ('/compressed' if compressed
                                                                 else '')
-        self._subscription = self.create_subscription(
-            CompressedImage if compressed else Image, self._input_topic, self._on_image,
-            qos_profile_sensor_data, qos_overriding_options=overridable,
-            event_callbacks=SubscriptionEventCallbacks(
-                incompatible_qos=lambda info: self._incompatible_qos(
-                    info, self._input_topic, 'subscription', qos_profile_sensor_data)))
+        self._subscription = self._create_overridable(
+            self.create_subscription, 'subscription',
+            CompressedImage if compressed else Image, self._input_topic,
+            copy.copy(qos_profile_sensor_data), SubscriptionEventCallbacks,
+            callback=self._on_image)
+
+    def _create_overridable(self, create: Callable[..., Any], side: str, msg_type: type,
+                            topic: str, qos: QoSProfile, event_callbacks: type,
+                            **kwargs: Any) -> Any:
+        """Create a publisher or subscription whose QoS the ``qos_overrides`` can change."""
+        try:
+            return create(msg_type, topic, qos_profile=qos, qos_overriding_options=QOS_OVERRIDES,
+                          event_callbacks=event_callbacks(
+                              incompatible_qos=lambda info: self._incompatible_qos(
+                                  info, topic, side, qos)), **kwargs)
+        except (RuntimeError, InvalidParameterTypeException,
+                InvalidParameterValueException) as error:
+            if not self.context.ok():  # a signal during start-up, not a bad override
+                raise
+            raise ConfigurationError(qos_override_problem(
+                self.resolve_topic_name(topic), side, str(error))) from None
 
     def _incompatible_qos(self, info: Any, topic: str, side: str, ours: QoSProfile) -> None:
         """Say which QoS override fixes a peer that DDS silently refuses to connect."""
@@ -263,18 +306,17 @@ class ImageSegmenterNode(Node):
                  QoSPolicyKind.DURABILITY: (ours.durability, 'volatile', 'transient_local')}
         if policy in fixes:
             current, for_subscription, for_publisher = fixes[policy]
-            fix = "set parameter 'qos_overrides.%s.%s.%s' to %s" % (
-                topic, side, policy.name.lower(),
-                for_subscription if side == 'subscription' else for_publisher)
-            ours_text = ' (ours: %s)' % current.name.lower()
+            self.get_logger().warning(
+                'A %s on %s has an incompatible %s QoS policy (ours: %s), so no messages flow '
+                "between us: set parameter 'qos_overrides.%s.%s.%s' to %s in the parameters "
+                'file, or change the %s.' % (
+                    peer, topic, policy.name, current.name.lower(), topic, side,
+                    policy.name.lower(),
+                    for_subscription if side == 'subscription' else for_publisher, peer))
         else:
-            fix = "set parameter 'qos_overrides.%s.%s.%s' to match it" % (
-                topic, side, policy.name.lower())
-            ours_text = ''
-        self.get_logger().warning(
-            'A %s on %s has an incompatible %s QoS policy%s, so no messages flow between us: '
-            '%s in the parameters file, or change the %s.'
-            % (peer, topic, policy.name, ours_text, fix, peer))
+            self.get_logger().warning(
+                'A %s on %s has an incompatible %s QoS policy, so no messages flow between us: '
+                'change its %s policy.' % (peer, topic, policy.name, policy.name.lower()))
 
     # Frames
 
@@ -297,7 +339,7 @@ class ImageSegmenterNode(Node):
             try:
                 self._process(msg, settings)
             except Exception as error:  # The worker must outlive any single frame.
-                if not self.context.ok():  # shutting down: publishers are gone, not broken
+                if self._stopping or not self.context.ok():  # publishers gone, not broken
                     return
                 reason = '%s: %s' % (type(error).__name__, str(error).strip())
                 self._stats.count('failed', reason)
@@ -368,11 +410,8 @@ class ImageSegmenterNode(Node):
         timestamp = stamp_to_ms(stamp)
         if self._last_stamp_ms is not None and timestamp <= self._last_stamp_ms:
             if timestamp == self._last_stamp_ms:
-                self._stats.count('rejected')
-                self.get_logger().warning(
-                    'Skipped a frame with the same stamp (%d ms) as the previous one: VIDEO '
-                    'mode needs increasing header stamps.' % timestamp,
-                    throttle_duration_sec=WARN_PERIOD_SEC)
+                self._reject('its stamp (%d ms) is in the same millisecond as the previous '
+                             "frame's; VIDEO mode needs increasing stamps" % timestamp)
                 return None
             self._stats.count('time_jumps')
             self.get_logger().warning(
@@ -390,15 +429,10 @@ class ImageSegmenterNode(Node):
 
     def _publish_diagnostics(self) -> None:
         counts, processing, latency = self._stats.snapshot()
-        level, message = DiagnosticStatus.OK, 'Segmenting'
-        if counts['failed']:
-            level, message = DiagnosticStatus.WARN, '%d frames failed' % counts['failed']
-        elif counts['rejected']:
-            level, message = DiagnosticStatus.WARN, '%d frames rejected' % counts['rejected']
-        elif counts['dropped'] and self._mode != RunningMode.LIVE_STREAM:
-            level, message = DiagnosticStatus.WARN, '%d frames dropped' % counts['dropped']
-        elif not counts['received']:
-            message = 'No frames received yet on %s' % self._input_topic
+        self._recent_counts.append(counts)
+        level, message = diagnostic_status(
+            counts, self._recent_counts[0], len(self._recent_counts) - 1,
+            self._mode != RunningMode.LIVE_STREAM, self._input_topic)
         values = [KeyValue(key=_Stats.COUNTERS[name], value=str(value))
                   for name, value in counts.items()]
         values += _percentiles('processing time', processing)
@@ -416,6 +450,7 @@ class ImageSegmenterNode(Node):
         self._diagnostics_pub.publish(array)
 
     def destroy_node(self) -> None:
+        self._stopping = True
         self._queue.close()
         # A frame in flight finishes in milliseconds; never let a stuck one hold up shutdown.
         self._worker.join(timeout=1.0)

@@ -56,13 +56,19 @@ def confidence_topics(labels: Sequence[str]) -> List[str]:
     return [CONFIDENCE_PREFIX + token for token in tokens]
 
 
-def labels_yaml(model: str, locale: str, labels: Sequence[str],
-                display_names: Sequence[str]) -> str:
-    """Return the ``labels`` message text: each class's name, colour and confidence topic."""
+def labels_yaml(model: str, locale: str, labels: Sequence[str], display_names: Sequence[str],
+                with_confidence_masks: bool = True) -> str:
+    """
+    Return the ``labels`` message text: each class's name, colour and confidence topic.
+
+    The confidence topic is null when confidence masks are not published.
+    """
+    topics = (confidence_topics(labels) if with_confidence_masks
+              else [None] * len(labels))
     classes = [{'index': index, 'name': label, 'display_name': display,
                 'color': list(class_colour(index)), 'confidence_topic': topic}
                for index, (label, display, topic) in enumerate(
-                   zip(labels, display_names, confidence_topics(labels)))]
+                   zip(labels, display_names, topics))]
     return yaml.safe_dump({'model': model, 'display_names_locale': locale,
                            'classes': classes}, sort_keys=False)
 

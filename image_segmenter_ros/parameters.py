@@ -77,7 +77,8 @@ class ParameterSpec:
             return 'an integer from %d to %d%s' % (low, high,
                                                    ' in steps of %d' % step if step > 1 else '')
         if self.float_range:
-            return 'a number from %g to %g' % self.float_range
+            # A value without a decimal point is an integer to ROS, refused by its type.
+            return 'a floating-point number from %.1f to %.1f' % self.float_range
         return {bool: 'true or false', str: 'a string'}[type(self.default)]
 
     def problem(self, value_text: str) -> str:
@@ -155,6 +156,29 @@ def startup_problem(param: ParameterSpec, rclpy_message: str) -> str:
     value = re.search(r"value \((.*)\) for parameter|to '(.*)' of type", rclpy_message)
     return param.problem(next(v for v in value.groups() if v is not None) if value
                          else '(%s)' % rclpy_message)
+
+
+# The per-topic QoS overrides the node accepts, ``qos_overrides.<topic>.<side>.<policy>``.
+QOS_OVERRIDE_VALUES = {
+    'reliability': 'one of reliable, best_effort, system_default',
+    'durability': 'one of volatile, transient_local, system_default',
+    'history': 'one of keep_last, keep_all, system_default',
+    'depth': 'a positive integer',
+}
+
+
+def qos_override_problem(topic: str, side: str, rclpy_message: str) -> str:
+    """Turn rclpy's rejection of a QoS override of ``topic`` into our one-sentence message."""
+    policy = re.search(r"policy `(\w+)`|\.%s\.(\w+)'" % side, rclpy_message)
+    policy = next((name for name in policy.groups() if name), '') if policy else ''
+    value = re.search(r": `(.*)`$|to '(.*)' of type", rclpy_message)
+    value = next(v for v in value.groups() if v is not None) if value else None
+    if policy in QOS_OVERRIDE_VALUES and value is not None:
+        return "Parameter 'qos_overrides.%s.%s.%s' must be %s, got %s." % (
+            topic, side, policy, QOS_OVERRIDE_VALUES[policy], value)
+    return "Parameters 'qos_overrides.%s.%s.*' were refused (%s): %s." % (
+        topic, side, rclpy_message.strip(), ', '.join(
+            '%s must be %s' % item for item in QOS_OVERRIDE_VALUES.items()))
 
 
 def check_outputs(value: Callable[[str], Any]) -> None:

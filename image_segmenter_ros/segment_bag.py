@@ -331,7 +331,7 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
         cameras = _cameras(reader, chosen, namespace, segmenters[0].labels, values, overlay)
         labels = serialize_message(String(data=labels_yaml(
             model_name(values.get), values['display_names_locale'], segmenters[0].labels,
-            segmenters[0].display_names)))
+            segmenters[0].display_names, values['output_confidence_masks'])))
         work = _Segmentation(reader, segmenters, values)
         skipped: List[str] = []
         done = 0

@@ -36,7 +36,12 @@ from .tflite_metadata import Activation, is_tflite_model, read_segmenter_metadat
 try:
     from ai_edge_litert.interpreter import Interpreter
 except ImportError:  # pragma: no cover - older robots ship tflite-runtime instead
-    from tflite_runtime.interpreter import Interpreter
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError:
+        raise ImportError('LiteRT is not installed (rosdep has no key for it): '
+                          'pip install -r requirements.txt, or tflite-runtime on older '
+                          'robots.') from None
 
 _LOGGER = logging.getLogger(__name__)
 _SINGLE_CHANNEL_BACKGROUND = 'background'

@@ -83,8 +83,9 @@ def generate_launch_description() -> LaunchDescription:
             description='Use /clock (bags, simulators).'),
         DeclareLaunchArgument(
             'dds_profile', default_value=EnvironmentVariable(
-                'FASTRTPS_DEFAULT_PROFILES_FILE',
-                default_value=os.path.join(config, 'fastdds_large_images.xml')),
+                'FASTRTPS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
+                    'FASTDDS_DEFAULT_PROFILES_FILE',
+                    default_value=os.path.join(config, 'fastdds_large_images.xml'))),
             description='Fast DDS XML profile of the node (default: the one already in the '
                         'environment, else shared memory large enough for whole images); '
                         'empty: the environment as it is.'),

@@ -221,6 +221,19 @@ def test_truncated_or_corrupted_real_streams_raise_only_invalid_image_error(
     assert decoded.dtype == np.uint8 and decoded.ndim in (2, 3)
 
 
+@pytest.mark.parametrize('extension', ['.jpg', '.png'])
+@pytest.mark.parametrize('padding', [b'\x00' * 64, b'\xff' * 7, b'\x00' * 3000])
+def test_streams_padded_after_their_end_marker_decode_as_without_padding(
+        encoded, extension, padding):
+    stream = encoded[extension]
+    expected = ic.compressed_to_array(SimpleNamespace(format=extension, data=stream))
+    padded = ic.compressed_to_array(SimpleNamespace(format=extension, data=stream + padding))
+    np.testing.assert_array_equal(padded, expected)
+    with pytest.raises(ic.InvalidImageError, match='truncated'):
+        ic.compressed_to_array(SimpleNamespace(format=extension,
+                                               data=stream[:-20] + padding))
+
+
 @pytest.mark.parametrize('array, encoding, dtype', [
     (np.arange(12, dtype=np.uint8).reshape(3, 4), 'mono8', np.uint8),
     (np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4), '32FC1', np.float32),

@@ -300,7 +300,16 @@ INVALID_STARTUPS = [
      "Parameter 'running_mode' must be one of IMAGE, VIDEO, LIVE_STREAM, got 'FAST'."),
     (['-p', 'num_threads:=0'], "Parameter 'num_threads' must be an integer from 1 to 64, got 0."),
     (['-p', 'overlay_alpha:=1.5'],
-     "Parameter 'overlay_alpha' must be a number from 0 to 1, got 1.5."),
+     "Parameter 'overlay_alpha' must be a floating-point number from 0.0 to 1.0, got 1.5."),
+    (['-p', 'overlay_alpha:=1'],
+     "Parameter 'overlay_alpha' must be a floating-point number from 0.0 to 1.0, got 1."),
+    (['-r', '__ns:=/cfg_bad', '-p',
+      'qos_overrides./cfg_bad/category_mask.publisher.reliability:=fast'],
+     "Parameter 'qos_overrides./cfg_bad/category_mask.publisher.reliability' must be one of "
+     'reliable, best_effort, system_default, got fast.'),
+    (['-r', '__ns:=/cfg_bad', '-p', 'qos_overrides./cfg_bad/overlay.publisher.depth:=ten'],
+     "Parameter 'qos_overrides./cfg_bad/overlay.publisher.depth' must be a positive integer, "
+     'got ten.'),
     (['-p', 'rotation_degrees:=45'], "Parameter 'rotation_degrees' must be an integer from 0 "
                                      'to 270 in steps of 90, got 45.'),
     (['-p', 'input_transport:=theora'],
@@ -357,6 +366,7 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
         '--params-file', 'config/%s.yaml' % MODEL, '-r', 'image:=/cam/live', '-r', '__ns:=/b',
         '-p', 'qos_overrides./cam/live.subscription.reliability:=reliable',
         '-p', 'qos_overrides./b/category_mask.publisher.depth:=100',
+        '-p', 'qos_overrides./b/category_mask.publisher.durability:=transient_local',
         '-p', 'qos_overrides./b/confidence_masks/selfie.publisher.depth:=100'])
     node = NodeUnderTest(probe, process, '/b', '/cam/live', input_qos=QoSProfile(
         depth=5, reliability=QoSReliabilityPolicy.RELIABLE))
@@ -387,6 +397,12 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
     assert (int(values['frames processed']) + dropped +
             int(values['frames skipped (no subscribers)'])) == received
     assert values['running mode'] == 'LIVE_STREAM'
+    # Each output keeps its own QoS: the category mask's override changes only its topic.
+    durability = {name: [info.qos_profile.durability.name for info in
+                         probe.node.get_publishers_info_by_topic(node.topic(name))]
+                  for name in outputs + ['overlay']}
+    assert durability == {'category_mask': ['TRANSIENT_LOCAL'],
+                          'confidence_masks/selfie': ['VOLATILE'], 'overlay': ['VOLATILE']}
     node.stop()
 
 
@@ -433,3 +449,48 @@ def test_a_signal_during_start_up_is_a_clean_stop(env, tmp_path_factory, delay):
     time.sleep(delay)
     assert process.stop(signal.SIGTERM) in (0, -signal.SIGTERM), process.log
     assert 'Traceback' not in process.log and 'Error' not in process.log, process.log
+
+
+# Pieces of the node that need no ROS graph.
+
+def test_diagnostics_warn_about_the_last_seconds_only():
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from image_segmenter_ros.image_segmenter_node import diagnostic_status
+    zero = {'received': 0, 'processed': 0, 'dropped': 0, 'rejected': 0, 'failed': 0}
+
+    def status(now, earlier, seconds=5, drops_matter=True):
+        return diagnostic_status(dict(zero, **now), dict(zero, **earlier), seconds,
+                                 drops_matter, '/cam')
+
+    assert status({}, {}) == (DiagnosticStatus.OK, 'No frames received yet on /cam')
+    assert status({'received': 9, 'rejected': 1}, {'received': 2}) == (
+        DiagnosticStatus.WARN, '1 frames rejected in the last 5 s')
+    # One bad frame long ago, frames flowing now: OK again.
+    assert status({'received': 9, 'rejected': 1}, {'received': 5, 'rejected': 1}) == (
+        DiagnosticStatus.OK, 'Segmenting')
+    assert status({'received': 9, 'dropped': 3}, {'received': 5}, drops_matter=False)[0] == \
+        DiagnosticStatus.OK
+    assert status({'received': 9, 'dropped': 3}, {'received': 5})[0] == DiagnosticStatus.WARN
+    assert status({'received': 9}, {'received': 9}) == (
+        DiagnosticStatus.WARN, 'No frames on /cam for 5 s')
+    assert status({'received': 9}, {'received': 9}, seconds=2)[0] == DiagnosticStatus.OK
+
+
+def test_qos_override_refusals_name_the_parameter_and_the_allowed_values():
+    from image_segmenter_ros.parameters import qos_override_problem
+    assert qos_override_problem(
+        '/a/overlay', 'publisher', 'Unexpected QoS override for policy `history`: `all`') == (
+        "Parameter 'qos_overrides./a/overlay.publisher.history' must be one of keep_last, "
+        'keep_all, system_default, got all.')
+    unknown = qos_override_problem('/cam', 'subscription', 'Failed to create subscription')
+    assert unknown.startswith("Parameters 'qos_overrides./cam.subscription.*' were refused "
+                              '(Failed to create subscription): reliability must be one of')
+
+
+def test_labels_name_confidence_topics_only_when_they_are_published():
+    from image_segmenter_ros.outputs import labels_yaml
+    for published, topics in ((True, ['confidence_masks/background', 'confidence_masks/hair']),
+                              (False, [None, None])):
+        text = labels_yaml('hair', 'en', ['background', 'hair'], ['background', 'hair'],
+                           published)
+        assert [c['confidence_topic'] for c in yaml.safe_load(text)['classes']] == topics
