@@ -4,14 +4,15 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/image_segmenter_ros
-MODELS  := $(CACHE)/models
-VIDEOS  := $(CACHE)/videos
+# Directories already set in the environment are used as they are.
+export IMAGE_SEGMENTER_ROS_MODEL_DIR ?= $(CACHE)/models
+export IMAGE_SEGMENTER_ROS_VIDEO_DIR ?= $(CACHE)/videos
+MODELS  := $(IMAGE_SEGMENTER_ROS_MODEL_DIR)
+VIDEOS  := $(IMAGE_SEGMENTER_ROS_VIDEO_DIR)
 
 # DDS never leaves this machine (Jazzy spelling; Humble's ROS_LOCALHOST_ONLY must stay unset).
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 unexport ROS_LOCALHOST_ONLY
-export IMAGE_SEGMENTER_ROS_MODEL_DIR := $(MODELS)
-export IMAGE_SEGMENTER_ROS_VIDEO_DIR := $(VIDEOS)
 
 .PHONY: setup models videos demo test bench clean
 

@@ -22,6 +22,7 @@ on uint8 data with a replicated border, then mapped linearly to the model's valu
 
 from functools import lru_cache
 import math
+import numbers
 from typing import Optional, Tuple
 
 import cv2
@@ -32,6 +33,9 @@ SUPPORTED_ROTATIONS = (0, 90, 180, 270)
 
 def validate_rotation(rotation_degrees: int) -> int:
     """Return the rotation normalised to [0, 360) or raise MediaPipe's error."""
+    if isinstance(rotation_degrees, bool) or not isinstance(rotation_degrees, numbers.Real):
+        raise TypeError('rotation_degrees must be a number, a multiple of 90, got %r.'
+                        % (rotation_degrees,))
     if rotation_degrees % 90:
         raise ValueError('Expected rotation to be a multiple of 90°.')
     return int(rotation_degrees) % 360

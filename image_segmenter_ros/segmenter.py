@@ -26,6 +26,7 @@ import logging
 from pathlib import Path
 import threading
 from typing import Callable, List, Optional, Tuple
+import weakref
 
 import numpy as np
 
@@ -45,6 +46,7 @@ except ImportError:  # pragma: no cover - older robots ship tflite-runtime inste
 
 _LOGGER = logging.getLogger(__name__)
 _SINGLE_CHANNEL_BACKGROUND = 'background'
+_MAX_SIDE = 32767  # OpenCV's remap addresses pixels with 16-bit coordinates
 
 
 class RunningMode(enum.Enum):
@@ -112,6 +114,9 @@ def _validate_image(image: np.ndarray, channels_allowed: Tuple[int, ...] = (3, 4
                          % (image.shape,))
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError('image is empty (shape %s).' % (image.shape,))
+    if max(image.shape[:2]) >= _MAX_SIDE:
+        raise ValueError("image sides must be below %d pixels (the warp's limit), got %dx%d."
+                         % (_MAX_SIDE, image.shape[1], image.shape[0]))
 
 
 class _Model:
@@ -155,6 +160,12 @@ class _Model:
                              % (path, list(out_shape)))
         self.height, self.width, self.channels = (int(v) for v in shape[1:])
         self.num_classes = int(out_shape[3])
+        output_scale = self.output['quantization'][0]
+        if self.output['dtype'] != np.float32 and not (
+                self.output['dtype'] in (np.uint8, np.int8) and output_scale > 0):
+            raise ValueError('The model %s output must be float32, or uint8/int8 with a '
+                             'quantization scale; it is %s (scale %g).' % (
+                                 path, np.dtype(self.output['dtype']).name, output_scale))
         if self.input['dtype'] == np.float32:
             if self.metadata.normalization is None:
                 raise FileNotFoundError(
@@ -181,6 +192,10 @@ class _Model:
         if labels and len(labels) != self.num_classes:
             raise ValueError('The model %s has %d labels for %d output classes.'
                              % (path, len(labels), self.num_classes))
+        for locale, names in self.metadata.display_names.items():
+            if len(names) != len(labels):
+                raise ValueError('The model %s has %d display names in locale %r for %d '
+                                 'labels.' % (path, len(names), locale, len(labels)))
         if self.metadata.activation == Activation.SOFTMAX and self.num_classes < 2:
             raise ValueError('The model %s asks for SOFTMAX on a single output channel.' % path)
         # MediaPipe zeroes the alpha ("previous mask") channel only for its hair model.
@@ -249,14 +264,21 @@ class ImageSegmenter:
         self._last_timestamp_ms: Optional[int] = None
         self._workspace = postprocessing.Workspace()
         postprocessing.compile_category_mask()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the model and workspace, one frame at a time
+        self._timestamp_lock = threading.Lock()  # never held during inference
         self._live: Optional[_LiveStreamWorker] = None
         if options.running_mode == RunningMode.LIVE_STREAM:
-            self._live = _LiveStreamWorker(self._segment, options.result_callback)
+            self._live = _LiveStreamWorker(weakref.WeakMethod(self._segment),
+                                           options.result_callback)
 
     @classmethod
     def create_from_options(cls, options: ImageSegmenterOptions) -> 'ImageSegmenter':
-        """Create a segmenter; raises ValueError, FileNotFoundError or RuntimeError."""
+        """
+        Create a segmenter.
+
+        Raises ValueError, FileNotFoundError, RuntimeError or NotImplementedError, with
+        MediaPipe's messages where it has one.
+        """
         return cls(options)
 
     @classmethod
@@ -313,13 +335,14 @@ class ImageSegmenter:
         Queue a live frame (LIVE_STREAM mode); the result reaches ``result_callback``.
 
         As in MediaPipe, one frame is processed while at most one waits; a newer frame
-        replaces the waiting one, so some inputs produce no result.
+        replaces the waiting one, so some inputs produce no result. The frame is copied (as
+        into MediaPipe's Image), so the caller may reuse its buffer at once.
         """
         self._require_mode(RunningMode.LIVE_STREAM)
         _validate_image(image)
         preprocessing.validate_rotation(rotation_degrees)
         self._advance_timestamp(timestamp_ms)
-        self._live.submit(image, int(timestamp_ms), rotation_degrees)
+        self._live.submit(image.copy(), int(timestamp_ms), rotation_degrees)
 
     @property
     def dropped_frames(self) -> int:
@@ -329,6 +352,11 @@ class ImageSegmenter:
     def close(self) -> None:
         """Finish queued live frames and release the worker."""
         if self._live is not None:
+            self._live.stop()
+
+    def __del__(self) -> None:
+        # A LIVE_STREAM segmenter dropped without close() must not leave its worker behind.
+        if getattr(self, '_live', None) is not None:
             self._live.stop()
 
     def __enter__(self) -> 'ImageSegmenter':
@@ -344,7 +372,7 @@ class ImageSegmenter:
                              % (mode._description, current._description))
 
     def _advance_timestamp(self, timestamp_ms: int) -> None:
-        with self._lock:
+        with self._timestamp_lock:
             if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
                 raise ValueError('Input timestamp must be monotonically increasing.')
             self._last_timestamp_ms = int(timestamp_ms)
@@ -377,9 +405,9 @@ class ImageSegmenter:
 class _LiveStreamWorker:
     """MediaPipe's live-stream flow limit: one frame in flight, one waiting, newest wins."""
 
-    def __init__(self, segment: Callable[..., ImageSegmenterResult],
+    def __init__(self, segment: 'weakref.WeakMethod[Callable[..., ImageSegmenterResult]]',
                  callback: ResultCallback):
-        self._segment = segment
+        self._segment = segment  # weak: the worker must not keep its segmenter alive
         self._callback = callback
         self._condition = threading.Condition()
         self._waiting: Optional[Tuple[np.ndarray, int, int]] = None
@@ -414,8 +442,12 @@ class _LiveStreamWorker:
                     return
                 image, timestamp_ms, rotation = self._waiting
                 self._waiting = None
+            segment = self._segment()
+            if segment is None:  # the segmenter was dropped
+                return
             try:
-                result = self._segment(image, rotation)
-                self._callback(result, image, timestamp_ms)
+                self._callback(segment(image, rotation), image, timestamp_ms)
             except Exception:  # One bad frame must not end the stream.
                 _LOGGER.exception('Live-stream segmentation failed at %d ms', timestamp_ms)
+            finally:
+                del segment  # while waiting, hold the segmenter only weakly

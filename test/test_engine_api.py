@@ -19,8 +19,10 @@ Where MediaPipe defines a behaviour, the test asks MediaPipe itself and expects 
 exception type and message.
 """
 
+import gc
 import threading
 import time
+import weakref
 
 import cv2
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
@@ -122,6 +124,8 @@ def test_rotation_must_be_a_multiple_of_90_like_mediapipe(legacy_models):
         expected = raised(lambda: reference.segment(
             mp_image(IMAGE), ImageProcessingOptions(rotation_degrees=45)))
         assert raised(lambda: mine.segment(IMAGE, rotation_degrees=45)) == expected
+        with pytest.raises(TypeError, match='rotation_degrees must be a number'):
+            mine.segment(IMAGE, rotation_degrees='90')
 
 
 def test_missing_and_non_tflite_model_files_fail_like_mediapipe(tmp_path):
@@ -160,6 +164,7 @@ def test_unknown_model_name_lists_the_known_ones():
     (np.zeros((10, 10, 2), np.uint8), 'shape'),
     (np.zeros((0, 10, 3), np.uint8), 'empty'),
     (np.zeros((10,), np.uint8), 'shape'),
+    (np.zeros((1, 40000, 3), np.uint8), 'below 32767 pixels'),
 ])
 def test_bad_images_raise_clear_errors(image, error, legacy_models):
     with ours(legacy_models['selfie_segmentation']) as segmenter:
@@ -212,9 +217,63 @@ def test_live_stream_keeps_the_newest_frame_and_reports_drops(legacy_models, meg
     assert dropped > 0 and dropped + len(results) == 60
     with ours(legacy_models['selfie_segmentation']) as reference:
         for timestamp, image, result in results[-3:]:
-            assert image is submitted[timestamp]
+            np.testing.assert_array_equal(image, submitted[timestamp])
             np.testing.assert_array_equal(result.confidence_masks[1],
                                           reference.segment(image).confidence_masks[1])
+
+
+def test_live_stream_copies_the_frame_so_the_caller_may_reuse_its_buffer(
+        legacy_models, megamind_frames):
+    results = []
+    buffer = megamind_frames[0].copy()
+    with ours(legacy_models['selfie_segmentation'], running_mode=RunningMode.LIVE_STREAM,
+              result_callback=lambda result, image, _: results.append((result, image))) as live:
+        live.segment_async(buffer, 1)
+        buffer[...] = 0  # the camera driver fills its buffer with the next frame
+        assert wait_for(lambda: results)
+    result, image = results[0]
+    np.testing.assert_array_equal(image, megamind_frames[0])
+    with ours(legacy_models['selfie_segmentation']) as reference:
+        np.testing.assert_array_equal(result.confidence_masks[1], reference.segment(
+            megamind_frames[0]).confidence_masks[1])
+
+
+def test_live_stream_submissions_do_not_wait_for_the_frame_in_flight(legacy_models):
+    with ours(legacy_models['selfie_segmentation'], running_mode=RunningMode.LIVE_STREAM,
+              result_callback=lambda *_: None) as live:
+        with live._lock:  # as while the worker runs the model
+            submit = threading.Thread(target=live.segment_async, args=(IMAGE, 1))
+            submit.start()
+            submit.join(timeout=10.0)
+            assert not submit.is_alive()
+
+
+def test_a_live_stream_segmenter_dropped_without_close_ends_its_worker(legacy_models):
+    live = ours(legacy_models['selfie_segmentation'], running_mode=RunningMode.LIVE_STREAM,
+                result_callback=lambda *_: None)
+    live.segment_async(IMAGE, 1)
+    worker = live._live._thread
+    dropped = weakref.ref(live)
+    del live
+    gc.collect()
+    assert dropped() is None
+    worker.join(timeout=10.0)
+    assert not worker.is_alive()
+
+
+def test_display_names_of_another_length_than_the_labels_are_refused(
+        test_models, monkeypatch):
+    from image_segmenter_ros import segmenter
+
+    def fewer_french_names(model):
+        metadata = read_metadata(model)
+        metadata.display_names['fr'] = metadata.display_names['fr'][:-1]
+        return metadata
+
+    read_metadata = segmenter.read_segmenter_metadata
+    monkeypatch.setattr(segmenter, 'read_segmenter_metadata', fewer_french_names)
+    with pytest.raises(ValueError, match="5 display names in locale 'fr' for 6 labels"):
+        ours(test_models['multiclass_softmax'])
 
 
 def test_labels_and_display_names_follow_the_locale(test_models, legacy_models):
