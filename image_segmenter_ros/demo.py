@@ -26,6 +26,7 @@ the loopback interface, in a domain of its own.
 import argparse
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,12 +37,16 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .bag_io import BagReader
+from .cli import run
 from .make_sample_bag import make_sample_bag
+from .outputs import CATEGORY_TOPIC, confidence_topics
+from .parameters import create_segmenter, load_parameters
 from .render import render
+from .segmenter import RunningMode
 
 NAMESPACE = '/camera'
 CAMERA = NAMESPACE + '/image_raw'
-OUTPUTS = [NAMESPACE + '/category_mask', NAMESPACE + '/confidence_masks/selfie']
+CATEGORY = NAMESPACE + '/' + CATEGORY_TOPIC
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_VIDEO = Path(os.environ.get(
     'IMAGE_SEGMENTER_ROS_VIDEO_DIR',
@@ -112,11 +117,11 @@ def latency_summary(recording: Path) -> Dict[str, object]:
     """Measure latency (frame received -> mask received, same recorder) and throughput."""
     arrivals: Dict[str, Dict[tuple, int]] = {}
     with BagReader(recording) as reader:
-        for message in reader.messages([CAMERA, OUTPUTS[0]]):
+        for message in reader.messages([CAMERA, CATEGORY]):
             header = reader.decode(message).header
             key = (header.stamp.sec, header.stamp.nanosec)
             arrivals.setdefault(message.topic, {})[key] = message.timestamp_ns
-    frames, masks = arrivals.get(CAMERA, {}), arrivals.get(OUTPUTS[0], {})
+    frames, masks = arrivals.get(CAMERA, {}), arrivals.get(CATEGORY, {})
     latency = [(masks[k] - frames[k]) / 1e6 for k in masks if k in frames]
     span = (max(masks.values()) - min(masks.values())) / 1e9 if len(masks) > 1 else 0.0
     return {'frames': len(frames), 'masks': len(masks),
@@ -124,20 +129,42 @@ def latency_summary(recording: Path) -> Dict[str, object]:
             'fps': (len(masks) - 1) / span if span else 0.0}
 
 
+def output_topics(params_file: Path) -> List[str]:
+    """Return the category mask and last class's confidence topics of the file's model."""
+    with create_segmenter(load_parameters(params_file).get, RunningMode.IMAGE) as segmenter:
+        labels = segmenter.labels
+    return [CATEGORY, NAMESPACE + '/' + confidence_topics(labels)[-1]]
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 15.0) -> None:
+    """Stop a step that is still running: a signal, then a kill if it does not end."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
              work: Path) -> int:
     """Run every step; return the process exit code."""
     env = use_demo_environment()
+    params_file = config_file(model + '.yaml')
+    outputs = output_topics(params_file)
     sample, recording = work / 'megamind_bag', work / 'megamind_recording'
     log_path = work / 'node.log'
-    count = make_sample_bag(video, sample, frames=frames, topic=CAMERA)
+    count = make_sample_bag(video, sample, frames=frames, topic=CAMERA, force=True)
+    shutil.rmtree(recording, ignore_errors=True)
+    recorder = None
     node = subprocess.Popen(tool('image_segmenter_node') + [
-        '--ros-args', '--params-file', str(config_file(model + '.yaml')), '-r', 'image:=' + CAMERA,
+        '--ros-args', '--params-file', str(params_file), '-r', 'image:=' + CAMERA,
         '-r', '__ns:=' + NAMESPACE, '-p', 'running_mode:=VIDEO', '-p', 'queue_size:=100',
         '-p', 'qos_overrides.%s.subscription.reliability:=reliable' % CAMERA,
         '-p', 'qos_overrides.%s.subscription.depth:=100' % CAMERA] + [
         # A deep reliable history: a recorder busy writing a frame loses no mask.
-        arg for topic in OUTPUTS for arg in (
+        arg for topic in outputs for arg in (
             '-p', 'qos_overrides.%s.publisher.depth:=100' % topic)],
         env=env, stdout=log_path.open('w'), stderr=subprocess.STDOUT)
     try:
@@ -148,11 +175,11 @@ def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
                 return 1
             time.sleep(0.1)
         print('Node: ' + log_path.read_text().strip().splitlines()[-1])
-        expected = count * (1 + len(OUTPUTS)) + 1  # camera, masks, labels
+        expected = count * (1 + len(outputs)) + 1  # camera, masks, labels
         recorder = subprocess.Popen(tool('record') + [
-            str(recording), '--topics', CAMERA, *OUTPUTS, NAMESPACE + '/labels',
+            str(recording), '--topics', CAMERA, *outputs, NAMESPACE + '/labels',
             '--count', str(expected), '--duration', str(count / 10.0 + 30.0)], env=env)
-        wait_for_subscribers(OUTPUTS, env)
+        wait_for_subscribers(outputs, env)
         started = time.monotonic()
         # Two subscribers, the node and the recorder: no frame goes unseen by either.
         subprocess.run(tool('replay_bag') + [str(sample), '--wait-for-subscribers', '30',
@@ -160,8 +187,9 @@ def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
         recorder.wait(timeout=count / 10.0 + 40.0)
         elapsed = time.monotonic() - started
     finally:
-        node.send_signal(signal.SIGINT)
-        node.wait(timeout=15)
+        if recorder is not None:
+            stop(recorder)
+        stop(node)
     output.mkdir(parents=True, exist_ok=True)
     picture = output / 'demo.png'
     render(recording, picture)
@@ -190,10 +218,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.video.exists():
         print('Sample video %s is missing (run `make videos`).' % args.video, file=sys.stderr)
         return 1
-    if args.keep_bags:
-        return run_demo(args.video, args.output, args.model, args.frames, args.output)
-    with tempfile.TemporaryDirectory(prefix='image_segmenter_demo_') as work:
-        return run_demo(args.video, args.output, args.model, args.frames, Path(work))
+
+    def body() -> int:
+        if args.keep_bags:
+            return run_demo(args.video, args.output, args.model, args.frames, args.output)
+        with tempfile.TemporaryDirectory(prefix='image_segmenter_demo_') as work:
+            return run_demo(args.video, args.output, args.model, args.frames, Path(work))
+    return run('demo', body)
 
 
 if __name__ == '__main__':

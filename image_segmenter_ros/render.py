@@ -35,11 +35,15 @@ from .bag_io import BagError, BagReader, IMAGE_TYPE, IMAGE_TYPES
 from .cli import join_topic, output_namespace, run
 from .image_conversions import message_to_array, render_overlay
 from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC
-from .segmenter import ImageSegmenter
+from .parameters import create_segmenter, load_parameters
+from .segmenter import RunningMode
 from .visualization import confidence_tile, contact_sheet
 
 NAME = 'render'
 ALPHA = 0.5
+# Frames held for the video while their mask has not come: a frame whose mask never comes
+# (dropped by a LIVE_STREAM node) is forgotten once this many newer ones wait.
+PENDING_FRAMES = 64
 
 
 def _key(msg: Any) -> Tuple[int, int, str]:
@@ -78,7 +82,8 @@ def _labels(reader: BagReader, namespace: str, model: str) -> Dict[str, Any]:
     if topic in reader.topics:
         for message in reader.messages([topic]):
             return yaml.safe_load(reader.decode(message).data)
-    with ImageSegmenter.create_from_model_path(model) as segmenter:
+    with create_segmenter(load_parameters(overrides={'model': model}).get,
+                          RunningMode.IMAGE) as segmenter:
         names = segmenter.display_names
     return {'model': model, 'classes': [
         {'display_name': name, 'confidence_topic': topic}
@@ -109,7 +114,7 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
         for message in reader.messages(wanted):
             msg = reader.decode(message)
             key = _key(msg)
-            if key not in chosen and video is None:
+            if key not in chosen and (video is None or key in written):
                 continue
             parts = found.setdefault(key, {})
             parts[message.topic if message.topic in (mask_topic, confidence) else 'image'] = \
@@ -120,6 +125,9 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
                 written.add(key)
                 if key not in chosen:
                     del found[key]
+            pending = [waiting for waiting in found if waiting not in chosen]
+            for stale in pending[:-PENDING_FRAMES]:
+                del found[stale]
         if video is not None:
             video.close()
     pairs = [found[key] for key in sorted(chosen)

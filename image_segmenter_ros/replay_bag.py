@@ -78,6 +78,10 @@ def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bo
                 publishers[message.topic].publish(message.raw)
                 published += 1
                 bar.update()
+            if wall_start is None:  # a pass with nothing to play: so would every next one
+                raise BagError('Bag %s has no messages on %s%s.' % (
+                    reader.path, ', '.join(topics), ' after --start %g s' % start if start
+                    else ''))
             if not loop:
                 break
     finally:

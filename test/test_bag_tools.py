@@ -483,6 +483,14 @@ def test_replay_from_a_start_offset_skips_the_first_seconds_of_the_bag(env, tmp_
                for m in received) >= START + skipped / RATE - 1e-6
 
 
+def test_replay_refuses_a_start_past_the_end_instead_of_looping_on_nothing(
+        env, sample_bag):
+    process = start(env, 'replay_bag', sample_bag, '--loop', '--start', 3600)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.strip().endswith('has no messages on %s after --start 3600 s.' % CAMERA), err
+
+
 def test_render_writes_a_contact_sheet_and_an_mp4(segmented, tmp_path, capsys):
     picture, video = tmp_path / 'sheet.png', tmp_path / 'sheet.mp4'
     assert render_main([str(segmented), str(picture), '--mp4', str(video)]) == 0
@@ -494,3 +502,29 @@ def test_render_writes_a_contact_sheet_and_an_mp4(segmented, tmp_path, capsys):
     assert abs(capture.get(cv2.CAP_PROP_FPS) - RATE) < 0.5
     assert render_main([str(tmp_path / 'missing'), str(picture)]) == 1
     assert 'Cannot open bag' in capsys.readouterr().err
+
+
+def test_render_pairs_only_masked_frames_and_names_a_bad_model_in_one_sentence(
+        segmented, tmp_path, capsys):
+    # As a LIVE_STREAM recording: every other frame has no mask, and no labels topic.
+    thinned = tmp_path / 'thinned'
+    with BagReader(segmented) as reader, BagWriter(thinned) as writer:
+        topics = [t for t in reader.topics if t != '/camera/labels']
+        for topic in topics:
+            writer.add_topic(topic, reader.topics[topic], like=reader.connections[topic][0])
+        masks = 0
+        for message in reader.messages(topics):
+            if message.topic != CAMERA:
+                index = masks // len(MASKS)
+                masks += 1
+                if index % 2:
+                    continue
+            writer.write_raw(message.topic, message.timestamp_ns, message.raw)
+    picture, video = tmp_path / 'sheet.png', tmp_path / 'sheet.mp4'
+    assert render_main([str(thinned), str(picture), '--mp4', str(video)]) == 0
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == (FRAMES + 1) // 2
+    assert render_main([str(thinned), str(picture), '--model', 'no_such_model']) == 1
+    error = capsys.readouterr().err
+    assert "render: error: Parameter 'model' ('no_such_model')" in error
+    assert 'Traceback' not in error
