@@ -256,13 +256,19 @@ def _fetch_hint(name: str) -> str:
 
 def verify(path: Path, entry: ModelEntry) -> str:
     """
-    Check a model file against its expected SHA-256 and return the actual one.
+    Check a model file against its expected size and SHA-256 and return the actual hash.
 
     The expected value is the manifest's; for models whose publisher gives none, it is the
     value recorded at first download. Without either, the file must at least be a TFLite
     flatbuffer, so an HTML error page saved by a captive portal is never taken for a model.
     """
     path = Path(path)
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise ModelChecksumError(
+            f"Model '{entry.name}' at {path} has {size} bytes but {entry.size} were expected "
+            f'(an interrupted download?); delete it and fetch it again with '
+            f'{_fetch_hint(entry.name)}.')
     actual = sha256_of(path)
     expected = entry.sha256 or _recorded_sha256(path)
     if expected is not None:

@@ -146,6 +146,10 @@ def test_corrupted_copy_fails_verification(legacy_models: dict[str, Path],
     assert 'fetch_models selfie_segmentation' in message
     with pytest.raises(ModelChecksumError):
         resolve_model('selfie_segmentation', directory=tmp_path)
+    broken.write_bytes(bytes(data[:-1000]))  # an interrupted download
+    with pytest.raises(ModelChecksumError, match='has %d bytes but %d were expected' % (
+            len(data) - 1000, entry.size)):
+        verify(broken, entry)
     # fetch replaces an invalid file with a good one.
     assert sha256_of(fetch('selfie_segmentation', directory=tmp_path)) == entry.sha256
 
