@@ -274,11 +274,13 @@ class ImageSegmenterNode(Node):
         # Like image_transport: the compressed stream lives under the (remapped) image topic.
         self._input_topic = self.resolve_topic_name('image') + ('/compressed' if compressed
                                                                 else '')
+        input_qos = copy.copy(qos_profile_sensor_data)
+        if self._mode == RunningMode.VIDEO:  # every frame: DDS may hold as many as the queue
+            input_qos.depth = max(input_qos.depth, self._value('queue_size'))
         self._subscription = self._create_overridable(
             self.create_subscription, 'subscription',
-            CompressedImage if compressed else Image, self._input_topic,
-            copy.copy(qos_profile_sensor_data), SubscriptionEventCallbacks,
-            callback=self._on_image)
+            CompressedImage if compressed else Image, self._input_topic, input_qos,
+            SubscriptionEventCallbacks, callback=self._on_image)
 
     def _create_overridable(self, create: Callable[..., Any], side: str, msg_type: type,
                             topic: str, qos: QoSProfile, event_callbacks: type,

@@ -227,14 +227,14 @@ def test_max_input_pixels_is_a_runtime_parameter(raw_node, engine, frames):
     assert not refused.successful
 
 
-def test_an_exception_in_the_engine_is_counted_and_the_next_frame_works(raw_node, engine,
-                                                                        frames):
-    # A valid 40000x1 frame: OpenCV's remap, inside the engine, refuses sides of 32767 or more.
+def test_a_frame_too_wide_for_the_warp_is_rejected_and_the_next_frame_works(
+        raw_node, engine, frames):
+    # A valid 40000x1 frame: OpenCV's remap addresses pixels with 16-bit coordinates, so the
+    # engine refuses sides of 32767 or more with a reason, before any work.
     wide = image_msg(np.tile(frames[0][:1], (1, 223, 1))[:, :40000], 'rgb8', 'wide', 80.0)
     raw_node.publish(wide)
-    raw_node.expect('failed', 'error: OpenCV')
-    raw_node.good_frame_still_works(engine, frames[2], 'after the engine raised')
-    assert 'Failed to process a frame from /cam/r (error: OpenCV' in raw_node.process.log
+    raw_node.expect('rejected', 'image sides must be below 32767 pixels')
+    raw_node.good_frame_still_works(engine, frames[2], 'after the wide frame')
 
 
 def compressed(frame: np.ndarray, extension: str, frame_id: str) -> CompressedImage:
