@@ -94,6 +94,16 @@ def engine():
         yield segmenter
 
 
+@pytest.fixture(scope='session', autouse=True)
+def stop_every_process_at_the_end() -> Iterator[None]:
+    """Kill what still runs when the session ends, e.g. a node whose module set-up failed."""
+    yield
+    for process in STARTED:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10.0)
+
+
 @pytest.fixture(autouse=True)
 def stop_processes_left_running() -> Iterator[None]:
     """Kill the processes a test started and did not stop (it failed first): none outlives it."""

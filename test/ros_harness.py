@@ -19,11 +19,13 @@ Every process stays on loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) in a d
 own test module, so parallel or leftover runs never cross-talk.
 """
 
+import fcntl
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable, Dict, List, Sequence
@@ -40,9 +42,32 @@ LATCHED = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
                      durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
+# Domains this process holds: a lock file each, kept open (so locked) until the process ends.
+_CLAIMED_DOMAINS: Dict[int, Any] = {}
+
+
 def domain_id(module_name: str) -> int:
-    """Pick a ROS domain (1..100) for a test module; the pid keeps parallel runs apart."""
-    return 1 + (zlib.crc32(module_name.encode()) + os.getpid()) % 100
+    """
+    Pick a ROS domain (1..100) for a test module, one that no other run on this machine holds.
+
+    Each domain is claimed with a lock on a file in the temporary folder, held until this
+    process ends, so parallel runs (tests, benchmarks) never share one.
+    """
+    first = zlib.crc32(module_name.encode())
+    for step in range(100):
+        domain = 1 + (first + step) % 100
+        if domain in _CLAIMED_DOMAINS:
+            return domain
+        lock = open(Path(tempfile.gettempdir()) / ('image_segmenter_ros_domain_%d.lock'
+                                                   % domain), 'w')
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        _CLAIMED_DOMAINS[domain] = lock
+        return domain
+    raise RuntimeError('Every ROS domain from 1 to 100 is held by another run.')
 
 
 def ros_environment(domain: int) -> Dict[str, str]:

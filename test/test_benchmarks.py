@@ -44,6 +44,7 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
                     'ours confidence t2', 'ours category t2'} <= set(variants)
             assert all(value['median_ms'] > 0 for value in variants.values())
     node = figures['node']
+    assert node['scenarios'], 'the node benchmark ran no scenario'
     for scenario in node['scenarios']:
         assert scenario['answered'] > 0, scenario['name']
         assert scenario['engine_p50_ms'] > 0 and scenario['engine_paced_p50_ms'] > 0

@@ -328,6 +328,9 @@ def test_rotation_runs_the_model_on_what_mediapipe_feeds_it(rotation, legacy_mod
     assert np.abs(actual.confidence_masks[1] - expected_confidence).mean() < 1e-3
     agreement = (actual.category_mask == np.where(expected_category == 0, 1, 0)).mean()
     assert agreement > 0.999
+    if rotation in (180, 270):  # these sample where MediaPipe samples: the same masks
+        assert np.abs(actual.confidence_masks[1] - expected_confidence).max() <= 1e-4
+        assert agreement == 1.0
 
 
 @pytest.mark.parametrize('rotation', [0, 90])
@@ -344,3 +347,17 @@ def test_non_contiguous_views_give_the_same_masks(legacy_models, megamind_frames
                                           err_msg=name)
             np.testing.assert_array_equal(from_view.confidence_masks[1],
                                           from_copy.confidence_masks[1], err_msg=name)
+
+
+def test_per_call_outputs_give_the_same_masks_as_both(legacy_models, megamind_frames):
+    frame = megamind_frames[2]
+    with ours(legacy_models['selfie_segmentation'], output_category_mask=True) as segmenter:
+        both = segmenter.segment(frame)
+        category = segmenter.segment(frame, output_confidence_masks=False)
+        confidence = segmenter.segment(frame, output_category_mask=False)
+        default = segmenter.segment(frame, output_confidence_masks=None)
+    assert category.confidence_masks is None and confidence.category_mask is None
+    np.testing.assert_array_equal(category.category_mask, both.category_mask)
+    for one, other in zip(confidence.confidence_masks, both.confidence_masks):
+        np.testing.assert_array_equal(one, other)
+    assert default.category_mask is not None and default.confidence_masks is not None

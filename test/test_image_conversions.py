@@ -255,20 +255,24 @@ def test_image_fields_round_trip_through_a_real_message(array, encoding, dtype):
     ('mono8', 'rgb8'), ('mono16', 'rgb8'), ('yuv422', 'rgb8'), ('bayer_rggb8', 'rgb8'),
     (None, 'rgb8'),
 ])
-def test_overlay_keeps_the_colour_family_and_only_tints_classes(frame, encoding, expected):
+@pytest.mark.parametrize('alpha', [0.0, 0.25, 1.0])
+def test_overlay_keeps_the_colour_family_and_only_tints_classes(
+        frame, encoding, expected, alpha):
     mask = np.zeros(frame.shape[:2], np.uint8)
     mask[100:200, 100:300] = 1
     mask[300:400, 200:250] = 5
     image = {'rgba8': np.dstack([frame, np.full(frame.shape[:2], 7, np.uint8)]),
              'bgra8': np.dstack([frame, np.full(frame.shape[:2], 7, np.uint8)]),
              'mono8': frame[:, :, 0], 'mono16': frame[:, :, 0]}.get(encoding, frame)
-    picture, out_encoding = ic.render_overlay(image, mask, 0.5, encoding)
+    picture, out_encoding = ic.render_overlay(image, mask, alpha, encoding)
     assert out_encoding == expected
     rgb = picture[:, :, 2::-1] if expected.startswith('bgr') else picture[:, :, :3]
     source = np.dstack([image] * 3) if image.ndim == 2 else image[:, :, :3]
     np.testing.assert_array_equal(rgb[mask == 0], source[mask == 0])
-    blended = np.round(0.5 * source[mask == 5].astype(float) + 0.5 * PALETTE[5]).astype(int)
-    assert np.abs(rgb[mask == 5].astype(int) - blended).max() <= 1
+    for label in (1, 5):  # alpha is the opacity of the class colour
+        blended = np.round((1.0 - alpha) * source[mask == label].astype(float) +
+                           alpha * PALETTE[label]).astype(int)
+        assert np.abs(rgb[mask == label].astype(int) - blended).max() <= 1
     if expected.endswith('a8'):
         assert (picture[:, :, 3] == 7).all()
 
