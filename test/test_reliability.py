@@ -453,9 +453,10 @@ def test_parameter_updates_under_load_land_between_frames(raw_node, engine, fram
             raw_node.publish(msg)
             sent.append(msg)
             time.sleep(0.015)
-        raw_node.probe.wait_for(raw_node.topic('overlay'),
-                                lambda m: m.header.frame_id == sent[-1].header.frame_id,
-                                timeout=20.0)
+        for name in ('category_mask', 'overlay'):  # topics need not arrive in order
+            raw_node.probe.wait_for(raw_node.topic(name),
+                                    lambda m: m.header.frame_id == sent[-1].header.frame_id,
+                                    timeout=20.0)
     finally:
         stop.set()
         flipper.join()
