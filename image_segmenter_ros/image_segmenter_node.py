@@ -157,8 +157,8 @@ def diagnostic_status(counts: Dict[str, int], earlier: Dict[str, int], seconds: 
     recent = {name: counts[name] - earlier[name] for name in counts}
     for counter in ('failed', 'rejected') + (('dropped',) if drops_matter else ()):
         if recent[counter]:
-            return DiagnosticStatus.WARN, '%d frames %s in the last %d s' % (
-                recent[counter], counter, seconds)
+            return DiagnosticStatus.WARN, '%s frames in the last %d s: %d' % (
+                counter.capitalize(), seconds, recent[counter])
     if not counts['received']:
         return DiagnosticStatus.OK, 'No frames received yet on %s' % topic
     if not recent['received'] and seconds >= DIAGNOSTICS_WINDOW_SEC:

@@ -525,7 +525,7 @@ def test_diagnostics_warn_about_the_last_seconds_only():
 
     assert status({}, {}) == (DiagnosticStatus.OK, 'No frames received yet on /cam')
     assert status({'received': 9, 'rejected': 1}, {'received': 2}) == (
-        DiagnosticStatus.WARN, '1 frames rejected in the last 5 s')
+        DiagnosticStatus.WARN, 'Rejected frames in the last 5 s: 1')
     # One bad frame long ago, frames flowing now: OK again.
     assert status({'received': 9, 'rejected': 1}, {'received': 5, 'rejected': 1}) == (
         DiagnosticStatus.OK, 'Segmenting')
