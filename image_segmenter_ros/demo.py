@@ -220,10 +220,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
     def body() -> int:
-        if args.keep_bags:
-            return run_demo(args.video, args.output, args.model, args.frames, args.output)
-        with tempfile.TemporaryDirectory(prefix='image_segmenter_demo_') as work:
-            return run_demo(args.video, args.output, args.model, args.frames, Path(work))
+        try:
+            if args.keep_bags:
+                return run_demo(args.video, args.output, args.model, args.frames, args.output)
+            with tempfile.TemporaryDirectory(prefix='image_segmenter_demo_') as work:
+                return run_demo(args.video, args.output, args.model, args.frames, Path(work))
+        except (TimeoutError, subprocess.SubprocessError) as error:  # a step failed or hung
+            print('demo: error: %s' % error, file=sys.stderr)
+            return 1
     return run('demo', body)
 
 

@@ -140,17 +140,25 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
                                 % (width, height, encoding, error.err)) from None
 
 
-def _ends_with(data: np.ndarray, end_marker: bytes, window: int = 4096) -> bool:
+def _ends_with(data: np.ndarray, end_marker: bytes, slack: int = 0) -> bool:
     """
-    Whether the stream ends with ``end_marker``, followed by nothing but padding.
+    Whether the stream ends with ``end_marker``, give or take ``slack`` bytes and padding.
 
     Some camera drivers pad compressed frames with zero (or 0xFF) bytes to a fixed size, and
     OpenCV decodes them. A truncated stream must not pass: OpenCV would make up what is
     missing.
     """
-    tail = data[-window:].tobytes()
-    end = tail.rfind(end_marker)
-    return end >= 0 and not tail[end + len(end_marker):].strip(b'\x00\xff')
+    end = len(data)
+    while end > 0:  # the end of the content: the last byte that is not padding
+        chunk = data[max(0, end - 4096):end]
+        content = np.flatnonzero((chunk != 0) & (chunk != 0xFF))
+        if content.size:
+            end = end - len(chunk) + int(content[-1]) + 1
+            break
+        end -= len(chunk)
+    # A marker ending in 0xFF or 0x00 would have been cut short above; ours end otherwise.
+    tail = data[max(0, end - len(end_marker) - slack):end].tobytes()
+    return end_marker in tail
 
 
 def _png_size(data: np.ndarray) -> Tuple[int, int]:
@@ -167,7 +175,7 @@ def _png_size(data: np.ndarray) -> Tuple[int, int]:
 def _jpeg_size(data: np.ndarray) -> Tuple[int, int]:
     """Width and height from the first SOF segment, walking the marker segments before it."""
     # EOI cannot occur inside entropy-coded data (0xFF is stuffed there), only at the end.
-    if not _ends_with(data, b'\xff\xd9'):
+    if not _ends_with(data, b'\xff\xd9', slack=32):  # a CR LF after it, as MJPEG streams have
         raise InvalidImageError('Compressed image is a truncated jpeg (no end-of-image marker).')
     raw = data.data  # a memoryview: no copy of the scan data
     offset = 2

@@ -286,6 +286,7 @@ class ImageSegmenterNode(Node):
                             topic: str, qos: QoSProfile, event_callbacks: type,
                             **kwargs: Any) -> Any:
         """Create a publisher or subscription whose QoS the ``qos_overrides`` can change."""
+        default = copy.copy(qos)  # rclpy writes the overrides into ``qos``
         try:
             return create(msg_type, topic, qos_profile=qos, qos_overriding_options=QOS_OVERRIDES,
                           event_callbacks=event_callbacks(
@@ -293,10 +294,11 @@ class ImageSegmenterNode(Node):
                                   info, topic, side, qos)), **kwargs)
         except (RuntimeError, InvalidParameterTypeException,
                 InvalidParameterValueException) as error:
-            if not self.context.ok():  # a signal during start-up, not a bad override
+            problem = qos_override_problem(self.resolve_topic_name(topic), side, str(error),
+                                           overridden=qos != default)
+            if problem is None or not self.context.ok():  # not an override's fault
                 raise
-            raise ConfigurationError(qos_override_problem(
-                self.resolve_topic_name(topic), side, str(error))) from None
+            raise ConfigurationError(problem) from None
 
     def _incompatible_qos(self, info: Any, topic: str, side: str, ours: QoSProfile) -> None:
         """Say which QoS override fixes a peer that DDS silently refuses to connect."""

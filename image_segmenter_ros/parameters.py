@@ -78,7 +78,7 @@ class ParameterSpec:
                                                    ' in steps of %d' % step if step > 1 else '')
         if self.float_range:
             # A value without a decimal point is an integer to ROS, refused by its type.
-            return 'a floating-point number from %.1f to %.1f' % self.float_range
+            return 'a floating-point number from %r to %r' % tuple(map(float, self.float_range))
         return {bool: 'true or false', str: 'a string'}[type(self.default)]
 
     def problem(self, value_text: str) -> str:
@@ -167,8 +167,14 @@ QOS_OVERRIDE_VALUES = {
 }
 
 
-def qos_override_problem(topic: str, side: str, rclpy_message: str) -> str:
-    """Turn rclpy's rejection of a QoS override of ``topic`` into our one-sentence message."""
+def qos_override_problem(topic: str, side: str, rclpy_message: str,
+                         overridden: bool) -> Optional[str]:
+    """
+    Turn rclpy's rejection of a QoS override of ``topic`` into our one-sentence message.
+
+    None when the message names no policy and no override changed the profile: then the
+    failure is not the overrides' fault.
+    """
     policy = re.search(r"policy `(\w+)`|\.%s\.(\w+)'" % side, rclpy_message)
     policy = next((name for name in policy.groups() if name), '') if policy else ''
     value = re.search(r": `(.*)`$|to '(.*)' of type", rclpy_message)
@@ -176,6 +182,8 @@ def qos_override_problem(topic: str, side: str, rclpy_message: str) -> str:
     if policy in QOS_OVERRIDE_VALUES and value is not None:
         return "Parameter 'qos_overrides.%s.%s.%s' must be %s, got %s." % (
             topic, side, policy, QOS_OVERRIDE_VALUES[policy], value)
+    if not overridden:
+        return None
     return "Parameters 'qos_overrides.%s.%s.*' were refused (%s): %s." % (
         topic, side, rclpy_message.strip(), ', '.join(
             '%s must be %s' % item for item in QOS_OVERRIDE_VALUES.items()))

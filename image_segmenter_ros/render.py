@@ -99,7 +99,8 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
         namespace = mask_topic[:-len(CATEGORY_TOPIC)].rstrip('/') or '/'
         labels = _labels(reader, namespace, model)
         classes = labels['classes']
-        confidence = join_topic(namespace, classes[-1]['confidence_topic'])
+        confidence = classes[-1]['confidence_topic']  # null without confidence masks
+        confidence = confidence and join_topic(namespace, confidence)
         confidence = confidence if confidence in reader.topics else None
         keys = [_key(reader.decode(m)) for m in reader.messages([mask_topic])]
         if not keys:

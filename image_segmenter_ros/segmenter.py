@@ -355,7 +355,9 @@ class ImageSegmenter:
             self._live.stop()
 
     def __del__(self) -> None:
-        # A LIVE_STREAM segmenter dropped without close() must not leave its worker behind.
+        # A LIVE_STREAM segmenter dropped without close() must not leave its worker behind
+        # (the worker holds the callback, so a callback bound to the segmenter's owner keeps
+        # that owner, and the segmenter, alive until close()).
         if getattr(self, '_live', None) is not None:
             self._live.stop()
 

@@ -94,14 +94,18 @@ def engine():
         yield segmenter
 
 
+def _kill_running(processes: List) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10.0)
+
+
 @pytest.fixture(scope='session', autouse=True)
 def stop_every_process_at_the_end() -> Iterator[None]:
     """Kill what still runs when the session ends, e.g. a node whose module set-up failed."""
     yield
-    for process in STARTED:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10.0)
+    _kill_running(STARTED)
 
 
 @pytest.fixture(autouse=True)
@@ -109,8 +113,5 @@ def stop_processes_left_running() -> Iterator[None]:
     """Kill the processes a test started and did not stop (it failed first): none outlives it."""
     before = len(STARTED)
     yield
-    for process in STARTED[before:]:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10.0)
+    _kill_running(STARTED[before:])
     del STARTED[before:]

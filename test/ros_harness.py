@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 import zlib
 
 import rclpy
@@ -42,8 +42,9 @@ LATCHED = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
                      durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
-# Domains this process holds: a lock file each, kept open (so locked) until the process ends.
-_CLAIMED_DOMAINS: Dict[int, Any] = {}
+# Domains this process holds, by module: a lock file each, kept open (so locked) until the
+# process ends.
+_CLAIMED_DOMAINS: Dict[str, Tuple[int, Any]] = {}
 
 
 def domain_id(module_name: str) -> int:
@@ -53,19 +54,24 @@ def domain_id(module_name: str) -> int:
     Each domain is claimed with a lock on a file in the temporary folder, held until this
     process ends, so parallel runs (tests, benchmarks) never share one.
     """
+    if module_name in _CLAIMED_DOMAINS:
+        return _CLAIMED_DOMAINS[module_name][0]
     first = zlib.crc32(module_name.encode())
     for step in range(100):
         domain = 1 + (first + step) % 100
-        if domain in _CLAIMED_DOMAINS:
-            return domain
-        lock = open(Path(tempfile.gettempdir()) / ('image_segmenter_ros_domain_%d.lock'
-                                                   % domain), 'w')
+        if any(domain == held for held, _ in _CLAIMED_DOMAINS.values()):
+            continue
+        path = Path(tempfile.gettempdir()) / ('image_segmenter_ros_domain_%d.lock' % domain)
+        try:
+            lock = open(path, 'w')
+        except OSError:  # another user's lock file
+            continue
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
             continue
-        _CLAIMED_DOMAINS[domain] = lock
+        _CLAIMED_DOMAINS[module_name] = (domain, lock)
         return domain
     raise RuntimeError('Every ROS domain from 1 to 100 is held by another run.')
 

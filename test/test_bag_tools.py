@@ -31,6 +31,7 @@ from conftest import VIDEO_DIR
 import cv2
 from image_segmenter_ros import image_conversions as ic
 from image_segmenter_ros import ImageSegmenter
+from image_segmenter_ros import render
 from image_segmenter_ros.bag_io import BagReader, BagWriter
 from image_segmenter_ros.make_sample_bag import make_sample_bag
 from image_segmenter_ros.render import main as render_main
@@ -505,7 +506,7 @@ def test_render_writes_a_contact_sheet_and_an_mp4(segmented, tmp_path, capsys):
 
 
 def test_render_pairs_only_masked_frames_and_names_a_bad_model_in_one_sentence(
-        segmented, tmp_path, capsys):
+        segmented, tmp_path, capsys, monkeypatch):
     # As a LIVE_STREAM recording: every other frame has no mask, and no labels topic.
     thinned = tmp_path / 'thinned'
     with BagReader(segmented) as reader, BagWriter(thinned) as writer:
@@ -521,6 +522,8 @@ def test_render_pairs_only_masked_frames_and_names_a_bad_model_in_one_sentence(
                     continue
             writer.write_raw(message.topic, message.timestamp_ns, message.raw)
     picture, video = tmp_path / 'sheet.png', tmp_path / 'sheet.mp4'
+    # Hold at most one unmasked frame, so that frames are forgotten along the way.
+    monkeypatch.setattr(render, 'PENDING_FRAMES', 1)
     assert render_main([str(thinned), str(picture), '--mp4', str(video)]) == 0
     capture = cv2.VideoCapture(str(video))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == (FRAMES + 1) // 2
@@ -528,3 +531,19 @@ def test_render_pairs_only_masked_frames_and_names_a_bad_model_in_one_sentence(
     error = capsys.readouterr().err
     assert "render: error: Parameter 'model' ('no_such_model')" in error
     assert 'Traceback' not in error
+
+
+def test_render_draws_a_bag_segmented_without_confidence_masks(sample_bag, tmp_path):
+    params = tmp_path / 'category_only.yaml'
+    params.write_text(CONFIG.read_text().replace('output_confidence_masks: true',
+                                                 'output_confidence_masks: false'))
+    assert 'output_confidence_masks: false' in params.read_text()
+    out = tmp_path / 'category_only'
+    assert segment_bag_main([str(sample_bag), str(out), '--params-file', str(params)]) == 0
+    with BagReader(out) as reader:
+        labels = yaml.safe_load(reader.decode(next(iter(reader.messages(
+            ['/camera/labels'])))).data)
+    assert [c['confidence_topic'] for c in labels['classes']] == [None, None]
+    picture = tmp_path / 'sheet.png'
+    assert render_main([str(out), str(picture)]) == 0
+    assert cv2.imread(str(picture)) is not None

@@ -222,7 +222,7 @@ def test_truncated_or_corrupted_real_streams_raise_only_invalid_image_error(
 
 
 @pytest.mark.parametrize('extension', ['.jpg', '.png'])
-@pytest.mark.parametrize('padding', [b'\x00' * 64, b'\xff' * 7, b'\x00' * 3000])
+@pytest.mark.parametrize('padding', [b'\x00' * 64, b'\xff' * 7, b'\x00' * 70000])
 def test_streams_padded_after_their_end_marker_decode_as_without_padding(
         encoded, extension, padding):
     stream = encoded[extension]
@@ -232,6 +232,13 @@ def test_streams_padded_after_their_end_marker_decode_as_without_padding(
     with pytest.raises(ic.InvalidImageError, match='truncated'):
         ic.compressed_to_array(SimpleNamespace(format=extension,
                                                data=stream[:-20] + padding))
+
+
+def test_a_jpeg_followed_by_a_line_break_decodes(encoded):
+    # MJPEG over HTTP leaves CR LF after each frame.
+    expected = ic.compressed_to_array(SimpleNamespace(format='jpeg', data=encoded['.jpg']))
+    np.testing.assert_array_equal(ic.compressed_to_array(SimpleNamespace(
+        format='jpeg', data=encoded['.jpg'] + b'\r\n')), expected)
 
 
 @pytest.mark.parametrize('array, encoding, dtype', [

@@ -540,10 +540,14 @@ def test_diagnostics_warn_about_the_last_seconds_only():
 def test_qos_override_refusals_name_the_parameter_and_the_allowed_values():
     from image_segmenter_ros.parameters import qos_override_problem
     assert qos_override_problem(
-        '/a/overlay', 'publisher', 'Unexpected QoS override for policy `history`: `all`') == (
+        '/a/overlay', 'publisher', 'Unexpected QoS override for policy `history`: `all`',
+        overridden=False) == (
         "Parameter 'qos_overrides./a/overlay.publisher.history' must be one of keep_last, "
         'keep_all, system_default, got all.')
-    unknown = qos_override_problem('/cam', 'subscription', 'Failed to create subscription')
+    assert qos_override_problem('/cam', 'subscription', 'Failed to create subscription',
+                                overridden=False) is None
+    unknown = qos_override_problem('/cam', 'subscription', 'Failed to create subscription',
+                                   overridden=True)
     assert unknown.startswith("Parameters 'qos_overrides./cam.subscription.*' were refused "
                               '(Failed to create subscription): reliability must be one of')
 
