@@ -31,7 +31,7 @@ import pytest
 SIZES = [(720, 528), (1280, 720), (100, 60), (301, 199), (199, 301), (257, 511)]
 FORMATS = ['rgb', 'rgba', 'gray']
 MULTICLASS_MODELS = ['multiclass_softmax', 'multiclass_sigmoid', 'multiclass_none',
-                     'no_activation_metadata', 'no_labels']
+                     'no_activation_metadata', 'no_labels', 'quantized_softmax']
 CONFIDENCE_TOLERANCE = 1e-4
 
 

@@ -41,7 +41,7 @@ import tflite_test_models as ttm
 MODEL_NAMES = sorted(ttm.TEST_MODELS)
 REQUIRED_MODELS = {
     'multiclass_softmax', 'multiclass_sigmoid', 'multiclass_none', 'binary_sigmoid',
-    'no_activation_metadata', 'no_normalization', 'hair_like', 'no_labels',
+    'no_activation_metadata', 'no_normalization', 'hair_like', 'no_labels', 'quantized_softmax',
 }
 
 
@@ -156,17 +156,27 @@ def test_litert_runs_model(name, model_paths):
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
     assert tuple(input_detail['shape']) == spec.input_shape
-    assert input_detail['dtype'] == np.float32
+    assert input_detail['dtype'] == (np.uint8 if spec.quantized else np.float32)
     rng = np.random.default_rng(42)
     pixels = rng.integers(0, 256, spec.input_shape).astype(np.float32)
     mean, std = spec.normalization or (0.0, 1.0)
     tensor = ((pixels - mean) / std).astype(np.float32)
-    interpreter.set_tensor(input_detail['index'], tensor)
+    interpreter.set_tensor(input_detail['index'],
+                           pixels.astype(np.uint8) if spec.quantized else tensor)
     interpreter.invoke()
     output = interpreter.get_tensor(output_detail['index'])
     assert output.shape == spec.output_shape
-    assert output.dtype == np.float32
-    np.testing.assert_allclose(output, _reference_forward(spec, tensor), rtol=1e-4, atol=1e-4)
+    expected = _reference_forward(spec, tensor)
+    if spec.quantized:  # uint8 steps of 1/16 around 128, saturated
+        assert output.dtype == np.uint8
+        assert output_detail['quantization'] == (ttm.OUTPUT_SCALE, ttm.OUTPUT_ZERO_POINT)
+        output = (output.astype(np.float32) - ttm.OUTPUT_ZERO_POINT) * ttm.OUTPUT_SCALE
+        expected = np.clip(expected, -128 * ttm.OUTPUT_SCALE, 127 * ttm.OUTPUT_SCALE)
+        assert len(np.unique(output)) > 20  # the logits span many steps, not a few
+        np.testing.assert_allclose(output, expected, atol=ttm.OUTPUT_SCALE / 2 + 1e-4)
+    else:
+        assert output.dtype == np.float32
+        np.testing.assert_allclose(output, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('name', [n for n in MODEL_NAMES if n != 'no_normalization'])

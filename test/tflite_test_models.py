@@ -98,6 +98,8 @@ class TestModelSpec:
     TENSOR_AXIS_LABELS file tagged with that locale, after the labels file.
     normalization: (mean, std) written as NormalizationOptions of the input;
     None leaves them out, which MediaPipe refuses for a float32 input.
+    quantized: a uint8 input (DEQUANTIZE to float, pixel values as they are, so no
+    normalization) and a uint8 output (QUANTIZE of the logits, scale 1/16 around 128).
     seed: seed of the numpy generator that draws the weights.
     """
 
@@ -112,6 +114,7 @@ class TestModelSpec:
     labels_locale: Optional[str] = None
     localized_labels: Dict[str, List[str]] = dataclasses.field(default_factory=dict)
     normalization: Optional[Tuple[float, float]] = (127.5, 127.5)
+    quantized: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -131,6 +134,8 @@ class TestModelSpec:
                 raise ValueError(f'locale {locale!r} used twice')
         if self.normalization is not None and self.normalization[1] == 0:
             raise ValueError('normalization std must not be zero')
+        if self.quantized and self.normalization is not None:
+            raise ValueError('a uint8 input takes pixel values as they are: no normalization')
 
     @property
     def input_shape(self) -> Tuple[int, int, int, int]:
@@ -196,6 +201,10 @@ TEST_MODELS: Dict[str, TestModelSpec] = {
             name='hair_like', num_classes=2, input_size=(32, 32), input_channels=4,
             activation='SOFTMAX', labels=['background', 'hair'],
             normalization=(127.5, 127.5), seed=7),
+        TestModelSpec(
+            name='quantized_softmax', num_classes=3, input_size=(40, 40),
+            activation='SOFTMAX', labels=['background', 'person', 'object'],
+            normalization=None, quantized=True, seed=9),
         TestModelSpec(
             name='no_labels', num_classes=2, input_size=(48, 48),
             activation='SOFTMAX', labels=None,
@@ -291,13 +300,32 @@ def _operator_code(builtin: int) -> _tfl_fb.OperatorCodeT:
     return code
 
 
-def _tensor(name: str, shape: Tuple[int, ...], buffer: int) -> _tfl_fb.TensorT:
+# The uint8 output of quantized models: logits from -8 to 7.94 in steps of 1/16.
+OUTPUT_SCALE, OUTPUT_ZERO_POINT = 1.0 / 16.0, 128
+
+
+def _tensor(name: str, shape: Tuple[int, ...], buffer: int,
+            quantization: Optional[Tuple[float, int]] = None) -> _tfl_fb.TensorT:
+    """Return a float32 tensor, or a uint8 one with (scale, zero point)."""
     tensor = _tfl_fb.TensorT()
     tensor.name = name
     tensor.shape = list(shape)
     tensor.type = _tfl_fb.TensorType.FLOAT32
     tensor.buffer = buffer
+    if quantization is not None:
+        tensor.type = _tfl_fb.TensorType.UINT8
+        tensor.quantization = _tfl_fb.QuantizationParametersT()
+        tensor.quantization.scale = [quantization[0]]
+        tensor.quantization.zeroPoint = [quantization[1]]
     return tensor
+
+
+def _op(opcode: int, inputs: List[int], output: int) -> _tfl_fb.OperatorT:
+    op = _tfl_fb.OperatorT()
+    op.opcodeIndex = opcode
+    op.inputs = inputs
+    op.outputs = [output]
+    return op
 
 
 def _conv(inputs: List[int], output: int, activation: int) -> _tfl_fb.OperatorT:
@@ -306,10 +334,7 @@ def _conv(inputs: List[int], output: int, activation: int) -> _tfl_fb.OperatorT:
     options.strideH = 1
     options.strideW = 1
     options.fusedActivationFunction = activation
-    op = _tfl_fb.OperatorT()
-    op.opcodeIndex = 0
-    op.inputs = inputs
-    op.outputs = [output]
+    op = _op(0, inputs, output)
     op.builtinOptionsType = _tfl_fb.BuiltinOptions.Conv2DOptions
     op.builtinOptions = options
     return op
@@ -322,11 +347,16 @@ def _build_graph(spec: TestModelSpec) -> _tfl_fb.ModelT:
     hidden_shape = (1, height, width, HIDDEN_CHANNELS)
 
     buffers = [_AlignedBufferT()]  # Buffer 0: the empty sentinel.
+    quantized = spec.quantized
     tensors = [
-        _tensor('input_image', spec.input_shape, 0),
+        _tensor('input_image', spec.input_shape, 0, (1.0, 0) if quantized else None),
         _tensor('conv1/relu', hidden_shape, 0),
-        _tensor('segmentation_logits', spec.output_shape, 0),
+        _tensor('segmentation_logits', spec.output_shape, 0,
+                (OUTPUT_SCALE, OUTPUT_ZERO_POINT) if quantized else None),
     ]
+    if quantized:  # the float tensors between the uint8 ends
+        tensors += [_tensor('input_float', spec.input_shape, 0),
+                    _tensor('logits_float', spec.output_shape, 0)]
     for name, value in weights.items():
         buffer = _AlignedBufferT()
         buffer.data = value.tobytes()
@@ -339,17 +369,24 @@ def _build_graph(spec: TestModelSpec) -> _tfl_fb.ModelT:
     subgraph.tensors = tensors
     subgraph.inputs = [index['input_image']]
     subgraph.outputs = [index['segmentation_logits']]
+    image = index['input_float' if quantized else 'input_image']
+    logits = index['logits_float' if quantized else 'segmentation_logits']
     subgraph.operators = [
-        _conv([index['input_image'], index['conv1/weights'], index['conv1/bias']],
+        _conv([image, index['conv1/weights'], index['conv1/bias']],
               index['conv1/relu'], _tfl_fb.ActivationFunctionType.RELU),
         _conv([index['conv1/relu'], index['conv2/weights'], index['conv2/bias']],
-              index['segmentation_logits'], _tfl_fb.ActivationFunctionType.NONE),
+              logits, _tfl_fb.ActivationFunctionType.NONE),
     ]
+    if quantized:
+        subgraph.operators = ([_op(1, [index['input_image']], image)] + subgraph.operators +
+                              [_op(2, [logits], index['segmentation_logits'])])
 
     model = _tfl_fb.ModelT()
     model.version = _TFLITE_SCHEMA_VERSION
     model.description = 'image_segmenter_ros test model'
-    model.operatorCodes = [_operator_code(_tfl_fb.BuiltinOperator.CONV_2D)]
+    model.operatorCodes = [_operator_code(code) for code in (
+        _tfl_fb.BuiltinOperator.CONV_2D, _tfl_fb.BuiltinOperator.DEQUANTIZE,
+        _tfl_fb.BuiltinOperator.QUANTIZE)]
     model.subgraphs = [subgraph]
     model.buffers = buffers
     return model
