@@ -255,8 +255,9 @@ class ImageSegmenterNode(Node):
 
         self._category_pub = (publisher(Image, 'category_mask')
                               if self._value('output_category_mask') else None)
-        self._confidence_pubs = [publisher(Image, topic) for topic in confidence_topics(
-            self._segmenter.labels)] if self._value('output_confidence_masks') else []
+        self._confidence_topics = (confidence_topics(self._segmenter.labels)
+                                   if self._value('output_confidence_masks') else [])
+        self._confidence_pubs = [publisher(Image, topic) for topic in self._confidence_topics]
         self._overlay_pub = publisher(Image, 'overlay')
         # One reused message per output: the worker publishes them one at a time.
         self._category_buffer = MessageBuffer()
@@ -443,7 +444,12 @@ class ImageSegmenterNode(Node):
         values += _percentiles('latency', latency)
         values += [KeyValue(key='last %s frame' % counter, value=reason)
                    for counter, reason in self._stats.last_reason.items()]
-        values += [KeyValue(key='model', value=self._model),
+        category, confidences, overlay = self._wanted()
+        subscribed = ((['category_mask'] if category else []) +
+                      [self._confidence_topics[index] for index in confidences] +
+                      (['overlay'] if overlay else []))
+        values += [KeyValue(key='outputs with subscribers', value=', '.join(subscribed) or 'none'),
+                   KeyValue(key='model', value=self._model),
                    KeyValue(key='running mode', value=self._mode.name),
                    KeyValue(key='input topic', value=self._input_topic)]
         status = DiagnosticStatus(level=level, name='%s: segmentation' % (

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from conftest import VIDEO_DIR
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import image_conversions as ic
 from image_segmenter_ros import ImageSegmenter
 from image_segmenter_ros import render
@@ -382,18 +383,27 @@ def finish(process: subprocess.Popen, timeout: float = 60.0) -> str:
 
 def wait_for_recorder(env: Dict[str, str], topics: List[str]) -> None:
     """
-    Wait until the recorder subscribes to the node's outputs.
+    Wait until the node sees the recorder's subscriptions to its outputs (its diagnostics).
 
     The node segments a frame only for outputs with subscribers: a frame replayed before
     it sees the recorder would be skipped, as on a robot.
     """
+    relative = [topic[len('/camera/'):] for topic in topics]
     probe = Probe(int(env['ROS_DOMAIN_ID']))
+
+    def node_sees_them() -> bool:
+        for msg in probe.messages('/diagnostics'):
+            for status in msg.status:
+                seen = {kv.key: kv.value for kv in status.values}.get(
+                    'outputs with subscribers', '').split(', ')
+                if status.name.startswith('/camera/') and set(relative) <= set(seen):
+                    return True
+        return False
     try:
-        wait_until(lambda: all(probe.node.count_subscribers(t) for t in topics), 30.0,
-                   'the recorder to subscribe to %s' % ', '.join(topics))
+        probe.subscribe(DiagnosticArray, '/diagnostics')
+        wait_until(node_sees_them, 30.0, 'the node to see subscribers on %s' % ', '.join(topics))
     finally:
         probe.close()
-    time.sleep(0.5)  # the node's own view of the new subscriptions
 
 
 def test_live_node_recording_equals_segment_bag(video_node, env, sample_bag, segmented,

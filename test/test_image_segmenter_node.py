@@ -284,6 +284,8 @@ def test_diagnostics_count_what_was_sent(image_node):
     assert int(values['frames processed']) >= 2 * len(ENCODINGS) + 2
     assert values['model'] == MODEL and values['running mode'] == 'IMAGE'
     assert values['input topic'] == '/cam/image_raw'
+    assert values['outputs with subscribers'] == (
+        'category_mask, confidence_masks/background, confidence_masks/selfie, overlay')
     for key in ('processing time p50 (ms)', 'latency p90 (ms)', 'latency max (ms)'):
         assert float(values[key]) > 0.0
 
