@@ -81,7 +81,9 @@ class NodeUnderTest:
         wait_until(lambda: self.input.get_subscription_count() >= 1 and all(
             node.count_publishers(self.topic(name)) >= 1 for name in outputs), STARTUP_SEC,
             'the node on %s to connect:\n%s' % (self.input_topic, self.process.log))
-        time.sleep(0.5)  # the node's own view of our subscriptions
+        # The node's own view of our subscriptions: it computes only what has subscribers.
+        self.diagnostics(lambda values: set(outputs) <= set(
+            values['outputs with subscribers'].split(', ')))
 
     def warm_up(self, frame: np.ndarray, outputs: List[str], first_second: float) -> int:
         """
