@@ -409,9 +409,12 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
         node.publish(msg)
         time.sleep(0.002)
     probe.wait_for(node.topic('category_mask'), timeout=5.0)
-    # Every processed frame's mask arrives (this process may still be taking them).
+    # Every received frame is processed or dropped (none in flight any more), and every
+    # processed frame's mask arrives (this process may still be taking them).
     values = node.diagnostics(lambda v: int(v['frames processed']) == len(
-        probe.messages(node.topic('category_mask'))))
+        probe.messages(node.topic('category_mask'))) and int(v['frames processed']) + int(
+        v['frames dropped']) + int(v['frames skipped (no subscribers)']) == int(
+        v['frames received']))
     masks = probe.messages(node.topic('category_mask'))
     latencies = sorted(probe.arrival[id(m)] - stamp_seconds(m.header.stamp) for m in masks)
     assert len(masks) >= 20, 'only %d masks for %d frames' % (len(masks), node.sent)
