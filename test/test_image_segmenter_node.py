@@ -409,12 +409,9 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
         node.publish(msg)
         time.sleep(0.002)
     probe.wait_for(node.topic('category_mask'), timeout=5.0)
-    # Every received frame is processed or dropped (none in flight any more), and every
-    # processed frame's mask arrives (this process may still be taking them).
-    values = node.diagnostics(lambda v: int(v['frames processed']) == len(
-        probe.messages(node.topic('category_mask'))) and int(v['frames processed']) + int(
-        v['frames dropped']) + int(v['frames skipped (no subscribers)']) == int(
-        v['frames received']))
+    # Every processed frame's mask arrives (this process may still be taking them).
+    node.diagnostics(lambda v: int(v['frames processed']) == len(
+        probe.messages(node.topic('category_mask'))))
     masks = probe.messages(node.topic('category_mask'))
     latencies = sorted(probe.arrival[id(m)] - stamp_seconds(m.header.stamp) for m in masks)
     assert len(masks) >= 20, 'only %d masks for %d frames' % (len(masks), node.sent)
@@ -422,10 +419,13 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
     # No backlog builds up: the last frames come out as fast as the first ones.
     late = [probe.arrival[id(m)] - stamp_seconds(m.header.stamp) for m in masks[-10:]]
     assert max(late) < 0.3, late
+    # Every received frame is processed or dropped, once none is in flight any more (a frame
+    # whose last fragment DDS repairs arrives up to a heartbeat, seconds, later).
+    values = node.diagnostics(lambda v: int(v['frames processed']) + int(
+        v['frames dropped']) + int(v['frames skipped (no subscribers)']) == int(
+        v['frames received']))
     received, dropped = int(values['frames received']), int(values['frames dropped'])
     assert dropped > 0 and received <= node.sent
-    assert (int(values['frames processed']) + dropped +
-            int(values['frames skipped (no subscribers)'])) == received
     assert values['running mode'] == 'LIVE_STREAM'
     # Each output keeps its own QoS: the category mask's override changes only its topic.
     durability = {name: [info.qos_profile.durability.name for info in
