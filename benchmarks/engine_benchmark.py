@@ -84,9 +84,8 @@ class BareInvoke:
 
     def set_input(self, image: np.ndarray) -> None:
         """Preprocess a frame exactly as the engine does and leave it in the input tensor."""
-        pixels = preprocessing.warp_to_tensor(image, self.width, self.height)
         tensor = self.interpreter.tensor(self.input['index'])()[0]
-        preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
+        preprocessing.image_to_tensor(image, tensor, self.scale, self.offset)
         del tensor
 
     def invoke(self) -> None:
@@ -217,7 +216,7 @@ def stage_breakdown(model_path: Path, frames: Sequence[np.ndarray], size: Tuple[
     images = resized(frames, size)
     width, height = size
     timings: Timings = {name: [] for name in (
-        'warp', 'fill', 'invoke', 'read output', 'confidence resize', '1-p', 'category mask',
+        'input tensor', 'invoke', 'read output', 'confidence resize', '1-p', 'category mask',
         'segment() total')}
     workspace = postprocessing.Workspace()
 
@@ -229,12 +228,8 @@ def stage_breakdown(model_path: Path, frames: Sequence[np.ndarray], size: Tuple[
             if record:
                 timings[name].append(clock[-1] - clock[-2])
 
-        pixels = preprocessing.warp_to_tensor(images[index], bare.width, bare.height)
-        lap('warp')
-        tensor = bare.interpreter.tensor(bare.input['index'])()[0]
-        preprocessing.fill_tensor(pixels, tensor, bare.scale, bare.offset)
-        del tensor
-        lap('fill')
+        bare.set_input(images[index])
+        lap('input tensor')
         bare.invoke()
         lap('invoke')
         output = bare.interpreter.get_tensor(bare.output['index'])[0]

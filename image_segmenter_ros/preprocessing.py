@@ -18,15 +18,26 @@ Image to input tensor, exactly as MediaPipe's ImageToTensorCalculator does it on
 The image is warped with the perspective transform that maps the region of interest's corners
 onto the tensor's edges (so output column i samples source x = i * W / w, not pixel centres),
 on uint8 data with a replicated border, then mapped linearly to the model's value range.
+
+Without rotation or at 180°, the warp's sampling factors into one source row pair per tensor
+row and one column pair per tensor column. OpenCV's fixed-point bilinear weights are then exact
+products of a row weight and a column weight, so a numba-compiled pass along rows and one along
+columns give the same integers as ``remap`` with less work, and write the tensor values
+directly. Rotations of 90° and 270°, and platforms without numba, use ``cv2.remap``.
 """
 
 from functools import lru_cache
 import math
 import numbers
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - platforms without numba take the remap path
+    numba = None
 
 SUPPORTED_ROTATIONS = (0, 90, 180, 270)
 
@@ -117,6 +128,133 @@ def warp_maps(image_width: int, image_height: int, tensor_width: int, tensor_hei
     return np.ascontiguousarray(np.moveaxis(coordinates, 0, -1)), weights_index.astype(np.uint16)
 
 
+class SeparableWarp(NamedTuple):
+    """
+    Source rows per tensor row and source values per tensor row value, with 1/32 weights.
+
+    Indices are clamped into the image, which is what ``BORDER_REPLICATE`` does.
+    """
+
+    row0: np.ndarray
+    row1: np.ndarray
+    row_weight: np.ndarray
+    column0: np.ndarray
+    column1: np.ndarray
+    column_weight: np.ndarray
+
+
+@lru_cache(maxsize=16)
+def separable_warp(image_width: int, image_height: int, image_channels: int,
+                   channel_order: Tuple[int, ...], tensor_width: int, tensor_height: int,
+                   rotation_degrees: int = 0) -> Optional[SeparableWarp]:
+    """
+    Factor the warp maps into a row part and a column part, or None when they do not factor.
+
+    ``channel_order`` names the image channel read for each tensor channel; columns index a
+    row of the image as interleaved values (pixel by pixel, channel by channel).
+    """
+    coordinates, weights_index = warp_maps(image_width, image_height, tensor_width,
+                                           tensor_height, rotation_degrees)
+    columns, rows = coordinates[0, :, 0], coordinates[:, 0, 1]
+    column_weight = weights_index[0] & ((1 << _INTER_BITS) - 1)
+    row_weight = weights_index[:, 0] >> _INTER_BITS
+    grid = coordinates.shape[:2]
+    if not (np.array_equal(coordinates[:, :, 0], np.broadcast_to(columns, grid))
+            and np.array_equal(coordinates[:, :, 1], np.broadcast_to(rows[:, np.newaxis], grid))
+            and np.array_equal(weights_index,
+                               (row_weight[:, np.newaxis] << _INTER_BITS) | column_weight)):
+        return None
+
+    def clamped(positions: np.ndarray, size: int) -> np.ndarray:
+        return np.clip(positions.astype(np.int64), 0, size - 1).astype(np.uintp)
+
+    def interleaved(columns: np.ndarray) -> np.ndarray:
+        return (columns[:, np.newaxis] * np.uintp(image_channels)
+                + np.array(channel_order, np.uintp)).ravel()
+
+    return SeparableWarp(
+        clamped(rows, image_height), clamped(rows + 1, image_height),
+        row_weight.astype(np.uint16),
+        interleaved(clamped(columns, image_width)), interleaved(clamped(columns + 1, image_width)),
+        np.repeat(column_weight, len(channel_order)).astype(np.uint16))
+
+
+def _warp_rows_then_columns(source: np.ndarray, row0: np.ndarray, row1: np.ndarray,
+                            row_weight: np.ndarray, column0: np.ndarray, column1: np.ndarray,
+                            column_weight: np.ndarray, values: np.ndarray,
+                            out: np.ndarray) -> None:
+    """
+    Compute remap's fixed-point bilinear sums as a row pass and a column pass.
+
+    The weight of neighbour (i, j) is ``wy_i * wx_j * 32`` of 32768 (wy, wx in 1/32), so
+    ``(sum + 2**14) >> 15`` equals ``(sum over j of wx_j * (sum over i of wy_i * p_ij) + 512)
+    >> 10``, exactly. ``values`` maps each uint8 result to the tensor's value. Indices are
+    unsigned: numba then skips the negative-index handling in the inner loops.
+    """
+    blended = np.empty(source.shape[1], np.uint16)
+    whole = np.uint16(1 << _INTER_BITS)
+    for row in range(out.shape[0]):
+        top, bottom = source[row0[row]], source[row1[row]]
+        down = row_weight[row]
+        up = whole - down
+        for i in range(blended.shape[0]):
+            blended[i] = up * np.uint16(top[i]) + down * np.uint16(bottom[i])
+        line = out[row]
+        for i in range(line.shape[0]):
+            right = np.uint32(column_weight[i])
+            left = np.uint32(whole) - right
+            total = left * blended[column0[i]] + right * blended[column1[i]] + np.uint32(512)
+            line[i] = values[total >> np.uint32(10)]
+
+
+if numba is not None:
+    _warp_rows_then_columns = numba.njit(nogil=True, cache=True)(_warp_rows_then_columns)
+
+
+@lru_cache(maxsize=8)
+def value_table(scale: np.float32, offset: np.float32, dtype: np.dtype) -> np.ndarray:
+    """Return the tensor value of every uint8 pixel value, by ``fill_tensor``'s arithmetic."""
+    table = np.empty((256, 1, 1), dtype)
+    fill_tensor(np.arange(256, dtype=np.uint8)[:, np.newaxis], table, scale, offset)
+    return table.ravel()
+
+
+def image_to_tensor(image: np.ndarray, tensor: np.ndarray, scale: np.float32,
+                    offset: np.float32, rotation_degrees: int = 0) -> None:
+    """
+    Warp a uint8 image (gray, RGB or RGBA) onto the tensor and write the model's values.
+
+    The compiled separable pass where it applies, else ``warp_to_tensor`` and
+    ``fill_tensor``; both give the same tensor.
+    """
+    height, width = image.shape[:2]
+    tensor_height, tensor_width, tensor_channels = tensor.shape
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if image.ndim == 2:
+        source, order = image, (0,) * tensor_channels
+    elif image.strides[2] < 0:  # a BGR buffer viewed as RGB: read it in place
+        source = image[:, :, ::-1]
+        order = tuple(channels - 1 - channel for channel in range(tensor_channels))
+    else:
+        source, order = image, tuple(range(tensor_channels))
+    plan = (separable_warp(width, height, channels, order, tensor_width, tensor_height,
+                           rotation_degrees)
+            if numba is not None and tensor.flags.c_contiguous else None)
+    if plan is None:
+        pixels = warp_to_tensor(image, tensor_width, tensor_height, rotation_degrees)
+        fill_tensor(pixels, tensor, scale, offset)
+        return
+    _warp_rows_then_columns(np.ascontiguousarray(source).reshape(height, width * channels),
+                            *plan, value_table(scale, offset, tensor.dtype),
+                            tensor.reshape(tensor_height, tensor_width * tensor_channels))
+
+
+def compile_image_to_tensor(dtype: np.dtype) -> None:
+    """Compile (or load from numba's cache) the separable pass for a tensor type now."""
+    image_to_tensor(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 3), dtype),
+                    np.float32(1.0), np.float32(0.0))
+
+
 def warp_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int,
                    rotation_degrees: int = 0) -> np.ndarray:
     """
@@ -150,13 +288,17 @@ def resize_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int) -
 def fill_tensor(pixels: np.ndarray, tensor: np.ndarray, scale: np.float32,
                 offset: np.float32) -> None:
     """
-    Write ``pixels * scale + offset`` into the float tensor without temporaries.
+    Write ``pixels * scale + offset`` into a float tensor without temporaries.
 
-    A single gray channel is broadcast to every tensor channel, which equals converting
-    gray to RGB before the warp (the warp treats channels independently).
+    A uint8 (quantized) tensor takes the pixels themselves. A single gray channel is
+    broadcast to every tensor channel, which equals converting gray to RGB before the warp
+    (the warp treats channels independently).
     """
     if pixels.ndim == 2:
         pixels = pixels[:, :, np.newaxis]
+    if tensor.dtype == np.uint8:
+        tensor[...] = pixels[:, :, :tensor.shape[-1]]
+        return
     np.multiply(pixels[:, :, :tensor.shape[-1]], scale, out=tensor, dtype=np.float32)
     if offset:
         tensor += offset

@@ -200,19 +200,17 @@ class _Model:
             raise ValueError('The model %s asks for SOFTMAX on a single output channel.' % path)
         # MediaPipe zeroes the alpha ("previous mask") channel only for its hair model.
         self.zero_alpha = (self.channels == 4 and len(labels) == 2 and labels[1] == 'hair')
+        if self.channels == 3:
+            preprocessing.compile_image_to_tensor(self.input['dtype'])
 
     def run(self, image: np.ndarray, rotation: int) -> np.ndarray:
         """Preprocess, invoke and return the output tensor as float32 (h, w, classes)."""
-        if self.channels == 4:
-            pixels = self._four_channel_pixels(image, rotation)
-        else:
-            pixels = preprocessing.warp_to_tensor(image, self.width, self.height, rotation)
         tensor = self.interpreter.tensor(self.input['index'])()[0]
-        if tensor.dtype == np.uint8:
-            tensor[...] = pixels[:, :, :tensor.shape[-1]] if pixels.ndim == 3 else \
-                pixels[:, :, np.newaxis]
+        if self.channels == 4:
+            preprocessing.fill_tensor(self._four_channel_pixels(image, rotation), tensor,
+                                      self.scale, self.offset)
         else:
-            preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
+            preprocessing.image_to_tensor(image, tensor, self.scale, self.offset, rotation)
         del tensor  # LiteRT refuses to invoke while views of its buffers are alive.
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self.output['index'])[0]

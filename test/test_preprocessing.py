@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The cached remap path equals the per-frame ``warpPerspective`` MediaPipe runs."""
+"""The cached remap and the compiled separable pass equal MediaPipe's ``warpPerspective``."""
 
 import itertools
 
@@ -39,6 +39,39 @@ def test_remap_equals_warp_perspective(rotation):
                                            borderMode=cv2.BORDER_REPLICATE)
             actual = preprocessing.warp_to_tensor(image, tensor_width, tensor_height, rotation)
             np.testing.assert_array_equal(actual.reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize('rotation', preprocessing.SUPPORTED_ROTATIONS)
+@pytest.mark.parametrize('compiled', [True, False], ids=['compiled', 'remap'])
+def test_image_to_tensor_equals_warp_perspective_then_fill(rotation, compiled, monkeypatch):
+    if compiled:
+        assert preprocessing.numba is not None, 'numba is missing'
+    else:
+        monkeypatch.setattr(preprocessing, 'numba', None)
+    rng = np.random.default_rng(10 + rotation)
+    scale, offset = preprocessing.value_range_transform(((127.5,), (127.5,)))
+    sizes = itertools.product(IMAGE_SIZES, TENSOR_SIZES)
+    for (width, height), (tensor_width, tensor_height) in sizes:
+        matrix = preprocessing.warp_matrix(width, height, tensor_width, tensor_height, rotation)
+        bgr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        images = {'gray': bgr[:, :, 0].copy(), 'rgb': bgr, 'bgr view': bgr[:, :, ::-1],
+                  'rgba': rng.integers(0, 256, (height, width, 4), dtype=np.uint8),
+                  'every other pixel': rng.integers(0, 256, (height, 2 * width, 3),
+                                                    dtype=np.uint8)[:, ::2]}
+        for name, image in images.items():
+            warped = cv2.warpPerspective(np.ascontiguousarray(image), matrix,
+                                         (tensor_width, tensor_height),
+                                         flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
+            if warped.ndim == 2:
+                warped = np.repeat(warped[:, :, np.newaxis], 3, axis=2)
+            for dtype in (np.float32, np.uint8):
+                tensor = np.full((tensor_height, tensor_width, 3), 7, dtype)
+                preprocessing.image_to_tensor(image, tensor, scale, offset, rotation)
+                expected = (warped[:, :, :3] if dtype == np.uint8 else
+                            warped[:, :, :3].astype(np.float32) * scale + offset)
+                assert np.array_equal(tensor, expected), (name, width, height, tensor_width,
+                                                          tensor_height, dtype)
 
 
 def test_value_range_follows_the_metadata():
