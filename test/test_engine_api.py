@@ -25,6 +25,7 @@ import time
 import weakref
 
 import cv2
+import flatbuffers
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
 from image_segmenter_ros.model_catalog import ModelNotFoundError
 import mediapipe as mp
@@ -35,6 +36,7 @@ from mediapipe.tasks.python.vision.core.vision_task_running_mode import (
     VisionTaskRunningMode as MpRunningMode)
 import numpy as np
 import pytest
+from tflite_test_models import build_model, TestModelSpec
 
 IMAGE = np.full((48, 64, 3), 128, np.uint8)
 
@@ -152,6 +154,34 @@ def test_truncated_model_raises_a_clear_error(keep, legacy_models, tmp_path):
     truncated.write_bytes(legacy_models['selfie_segmentation'].read_bytes()[:keep])
     with pytest.raises(ValueError, match='truncated or corrupt|not a valid'):
         ours(truncated)
+
+
+def test_an_output_type_the_masks_cannot_come_from_is_refused(tmp_path):
+    """A real model whose logits go through CAST to int32: refused at load, by name."""
+    from mediapipe.tasks.metadata import schema_py_generated as tflite
+    spec = TestModelSpec(name='int32_output', num_classes=2, seed=3)
+    model = tflite.ModelT.InitFromPackedBuf(build_model(spec), 0)
+    graph = model.subgraphs[0]
+    logits = graph.tensors[graph.outputs[0]]
+    cast_output = tflite.TensorT()
+    cast_output.name, cast_output.shape = 'logits_int32', list(logits.shape)
+    cast_output.type, cast_output.buffer = tflite.TensorType.INT32, 0
+    graph.tensors.append(cast_output)
+    code = tflite.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = tflite.BuiltinOperator.CAST
+    model.operatorCodes.append(code)
+    cast = tflite.OperatorT()
+    cast.opcodeIndex = len(model.operatorCodes) - 1
+    cast.inputs, cast.outputs = [graph.outputs[0]], [len(graph.tensors) - 1]
+    graph.operators.append(cast)
+    graph.outputs = [len(graph.tensors) - 1]
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), b'TFL3')
+    path = tmp_path / 'int32_output.tflite'
+    path.write_bytes(bytes(builder.Output()))
+    with pytest.raises(ValueError, match='output must be float32, or uint8/int8 with a '
+                                         'quantization scale; it is int32'):
+        ours(path)
 
 
 def test_unknown_model_name_lists_the_known_ones():
