@@ -14,11 +14,15 @@
 
 """The README's main job, shortened: real video, bag, node over DDS, recording, picture."""
 
+import os
+from pathlib import Path
 import subprocess
 import sys
 
 import cv2
+from image_segmenter_ros import demo
 from image_segmenter_ros.bag_io import BagReader
+import pytest
 from ros_harness import PACKAGE_ROOT, track
 
 FRAMES = 12
@@ -50,3 +54,22 @@ def test_demo_with_a_model_it_has_no_file_for_says_so_in_one_sentence(env, tmp_p
     code, text, _ = run_demo(env, tmp_path, '--model', 'no_such_model')
     assert code == 1
     assert text.strip() == 'demo: error: No file config/no_such_model.yaml.', text
+
+
+@pytest.mark.parametrize('variable', ['FASTDDS_DEFAULT_PROFILES_FILE',
+                                      'FASTRTPS_DEFAULT_PROFILES_FILE'])
+def test_demo_keeps_a_dds_profile_the_user_set_under_either_name(variable, monkeypatch,
+                                                                 tmp_path):
+    profile = str(tmp_path / 'site_profile.xml')
+    monkeypatch.setattr(os, 'environ', {variable: profile, 'ROS_LOCALHOST_ONLY': '1'})
+    children = demo.use_demo_environment()
+    assert children['FASTDDS_DEFAULT_PROFILES_FILE'] == profile
+    assert children['FASTRTPS_DEFAULT_PROFILES_FILE'] == profile
+    assert children['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+    assert 'ROS_LOCALHOST_ONLY' not in children
+
+
+def test_demo_brings_its_large_image_profile_when_none_is_set(monkeypatch):
+    monkeypatch.setattr(os, 'environ', {})
+    profile = Path(demo.use_demo_environment()['FASTDDS_DEFAULT_PROFILES_FILE'])
+    assert profile.name == 'fastdds_large_images.xml' and profile.is_file()
