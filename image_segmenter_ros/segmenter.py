@@ -205,12 +205,12 @@ class _Model:
 
     def run(self, image: np.ndarray, rotation: int) -> np.ndarray:
         """Preprocess, invoke and return the output tensor as float32 (h, w, classes)."""
+        pixels = self._four_channel_pixels(image, rotation) if self.channels == 4 else None
         tensor = self.interpreter.tensor(self.input['index'])()[0]
-        if self.channels == 4:
-            preprocessing.fill_tensor(self._four_channel_pixels(image, rotation), tensor,
-                                      self.scale, self.offset)
-        else:
+        if pixels is None:
             preprocessing.image_to_tensor(image, tensor, self.scale, self.offset, rotation)
+        else:
+            preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
         del tensor  # LiteRT refuses to invoke while views of its buffers are alive.
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self.output['index'])[0]
