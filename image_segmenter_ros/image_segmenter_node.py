@@ -180,6 +180,15 @@ class ImageSegmenterNode(Node):
 
     def __init__(self, **kwargs: Any):
         super().__init__('image_segmenter', **kwargs)
+        try:
+            self._start()
+        except BaseException:
+            # A node that cannot start gives its DDS entities back now, while rclpy still
+            # runs, not to the garbage collector after shutdown.
+            Node.destroy_node(self)
+            raise
+
+    def _start(self) -> None:
         self.add_on_set_parameters_callback(self._check_parameters)
         for param in PARAMETERS:
             try:
