@@ -153,9 +153,10 @@ def interpolate_align_corners_transposed(tensor: np.ndarray, width: int, height:
 # per row into ``lerped``. One channel gets its own loop: several times faster than the general
 # one with a channel loop of length 1.
 
-# One channel: where both ends of consecutive tensor cells lie this far on one side of the cut
-# (0.5, or 0 before a sigmoid), so does every value interpolated between them: the float32
-# rounding of the lerp is below 1e-4 for values within CLEAR_RANGE of the cut (logits too).
+# Where both ends of consecutive tensor cells lie this far on one side of the cut (one channel:
+# 0.5, or 0 before a sigmoid), or where one class leads every other by this much at both ends
+# (several channels), so does every value interpolated between them: the float32 rounding of
+# the lerp is below 1e-4 for values within CLEAR_RANGE (of the cut; logits too).
 CLEAR_MARGIN, CLEAR_RANGE = 1.0 / 1024, 64.0
 _ALL_ABOVE, _ALL_BELOW = np.uint64(0x0101010101010101), np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -212,30 +213,89 @@ def _foreground_per_pixel(tensor: np.ndarray, y0: np.ndarray, y1: np.ndarray, ty
             cell += 1
 
 
+def _clear_winners(tensor: np.ndarray, apply_sigmoid: bool) -> np.ndarray:
+    """
+    Per tensor cell, the class ahead of every other by CLEAR_MARGIN, or -1.
+
+    After a sigmoid, saturated scores tie and the lowest index wins instead: no cell is
+    clear then.
+    """
+    height, width, classes = tensor.shape
+    winners = np.full((height, width), -1, np.int32)
+    if apply_sigmoid:
+        return winners
+    margin, limit = np.float32(CLEAR_MARGIN), np.float32(CLEAR_RANGE)
+    for row in range(height):
+        for i in range(width):
+            best, best_score = 0, tensor[row, i, 0]
+            for k in range(1, classes):
+                if tensor[row, i, k] > best_score:
+                    best, best_score = k, tensor[row, i, k]
+            runner_up = -limit  # the highest other score, or -limit
+            in_range = -limit <= best_score <= limit
+            for k in range(classes):
+                score = tensor[row, i, k]
+                in_range &= -limit <= score <= limit
+                if k != best and score > runner_up:
+                    runner_up = score
+            if in_range and best_score - runner_up >= margin:
+                winners[row, i] = best
+    return winners
+
+
 def _argmax_per_pixel(tensor: np.ndarray, y0: np.ndarray, y1: np.ndarray, ty: np.ndarray,
-                      x0: np.ndarray, x1: np.ndarray, tx: np.ndarray, apply_sigmoid: bool,
+                      x0: np.ndarray, x1: np.ndarray, tx: np.ndarray,
+                      first_column: np.ndarray, apply_sigmoid: bool,
                       out: np.ndarray) -> None:
+    """
+    Compute the arg-max loop, filling runs of cells with one clear winner at once.
+
+    A class ahead of every other by CLEAR_MARGIN at the four corners of a cell stays ahead
+    inside it (the differences are bilinear). Rows are lerped only at the tensor columns that
+    pixels computed one by one need.
+    """
     one = np.float32(1.0)
-    lerped = np.empty(tensor.shape[1:], np.float32)
+    width, classes = tensor.shape[1], tensor.shape[2]
+    clear = _clear_winners(tensor, apply_sigmoid)
+    lerped = np.empty((width, classes), np.float32)
+    lerped_row = np.full(width, -1, np.int64)  # the output row each lerped column is for
+    winner = np.empty(width, np.int32)
     for row in range(out.shape[0]):
         top, bottom, down = tensor[y0[row]], tensor[y1[row]], ty[row]
-        for i in range(lerped.shape[0]):
-            for k in range(lerped.shape[1]):
-                lerped[i, k] = top[i, k] + (bottom[i, k] - top[i, k]) * down
-        for column in range(out.shape[1]):
-            left, right, across = lerped[x0[column]], lerped[x1[column]], tx[column]
-            best, best_score = 0, np.float32(0.0)
-            for k in range(lerped.shape[1]):
-                score = left[k] + (right[k] - left[k]) * across
-                if apply_sigmoid:
-                    score = one / (one + np.exp(-score))
-                if k == 0 or score > best_score:
-                    best, best_score = k, score
-            out[row, column] = best
+        for i in range(width):
+            winner[i] = clear[y0[row], i] if clear[y0[row], i] == clear[y1[row], i] else -1
+        line = out[row]
+        cell = 0
+        while cell < width:
+            last = cell
+            if winner[cell] >= 0:
+                while last + 1 < width and winner[last + 1] == winner[cell]:
+                    last += 1
+            if last > cell:  # columns between tensor columns cell and last: one winner
+                line[first_column[cell]:first_column[last]] = winner[cell]
+                cell = last
+                continue
+            for column in range(first_column[cell], first_column[cell + 1]):
+                for i in (x0[column], x1[column]):
+                    if lerped_row[i] != row:
+                        for k in range(classes):
+                            lerped[i, k] = top[i, k] + (bottom[i, k] - top[i, k]) * down
+                        lerped_row[i] = row
+                left, right, across = lerped[x0[column]], lerped[x1[column]], tx[column]
+                best, best_score = 0, np.float32(0.0)
+                for k in range(classes):
+                    score = left[k] + (right[k] - left[k]) * across
+                    if apply_sigmoid:
+                        score = one / (one + np.exp(-score))
+                    if k == 0 or score > best_score:
+                        best, best_score = k, score
+                line[column] = best
+            cell += 1
 
 
 if numba is not None:
     _foreground_per_pixel = numba.njit(nogil=True, cache=True)(_foreground_per_pixel)
+    _clear_winners = numba.njit(nogil=True, cache=True)(_clear_winners)
     _argmax_per_pixel = numba.njit(nogil=True, cache=True)(_argmax_per_pixel)
 COMPILED = numba is not None
 
@@ -254,12 +314,13 @@ def category_mask_compiled(tensor: np.ndarray, activation: Activation, width: in
     axes = (*_align_corners_axis(tensor.shape[0], height),
             *_align_corners_axis(tensor.shape[1], width))
     sigmoid_first = activation == Activation.SIGMOID
+    first_column = np.searchsorted(axes[3], np.arange(tensor.shape[1] + 1))
     if tensor.shape[2] == 1:
-        first_column = np.searchsorted(axes[3], np.arange(tensor.shape[1] + 1))
         _foreground_per_pixel(np.ascontiguousarray(tensor[:, :, 0]), *axes, first_column,
                               sigmoid_first, out.view(np.bool_))
     else:
-        _argmax_per_pixel(np.ascontiguousarray(tensor), *axes, sigmoid_first, out)
+        _argmax_per_pixel(np.ascontiguousarray(tensor), *axes, first_column, sigmoid_first,
+                          out)
     return out
 
 

@@ -15,9 +15,10 @@
 """
 The compiled category-mask loop against the NumPy one, on tensors built to be hard for it.
 
-The one-channel loop decides whole runs of output pixels from the tensor values around them;
-these tensors put values just either side of the cut and of the margins it trusts, outside
-its range, and NaN, at sizes that make the output columns fall unevenly on the tensor cells.
+The compiled loops decide whole runs of output pixels from the tensor values around them;
+these tensors put values just either side of the cut (one channel) or of another class's score
+(several), at the margins the loops trust, outside their range, and NaN (one channel), at
+sizes that make the output columns fall unevenly on the tensor cells.
 MediaPipe parity on real frames is in test_engine_parity.py.
 """
 
@@ -51,6 +52,43 @@ def test_one_channel_compiled_loop_equals_numpy(activation, seed):
     # library's (which the compiled loop uses, as MediaPipe does): not this test's subject.
     sigmoid = activation == Activation.SIGMOID
     tensor = hard_tensor(rng, height, width, 0.0 if sigmoid else 0.5, 1e-5 if sigmoid else 1e-7)
+    compiled = postprocessing.category_mask_compiled(tensor, activation, out_width, out_height)
+    numpy = postprocessing.category_mask_vectorized(tensor, activation, out_width, out_height)
+    np.testing.assert_array_equal(compiled, numpy)
+
+
+def hard_multiclass_tensor(rng: np.random.Generator, height: int, width: int,
+                           classes: int) -> np.ndarray:
+    """Smooth class scores, with cells where two classes tie or lead each other barely."""
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(height, width, classes)), 0), 1)
+    tensor = (4 * smooth / (np.abs(smooth).max() + 1e-6)).astype(np.float32)
+    margin = np.float32(postprocessing.CLEAR_MARGIN)
+    gaps = np.float32([0.0, 1e-7, -1e-7, margin, -margin, margin * 1.001, margin * 0.999])
+    for row, column in zip(*np.nonzero(rng.random((height, width)) < 0.2)):
+        first, second = rng.choice(classes, size=2, replace=False)
+        tensor[row, column, second] = tensor[row, column, first] + rng.choice(gaps)
+    far = rng.random((height, width)) < 0.05
+    tensor[far, rng.integers(classes)] = rng.choice(
+        np.float32([postprocessing.CLEAR_RANGE, -postprocessing.CLEAR_RANGE, 1e3, -1e3]),
+        size=int(far.sum()))
+    # A block of huge scores a few float steps apart: beyond the range the runs trust.
+    top, left = rng.integers(height), rng.integers(width)
+    block = tensor[top:top + height // 2, left:left + width // 2]
+    block[...] = np.float32(3e5) + np.float32(0.03125) * rng.integers(0, 4, size=block.shape)
+    return tensor
+
+
+@pytest.mark.skipif(not postprocessing.COMPILED, reason='numba is not installed')
+@pytest.mark.parametrize('activation', [Activation.NONE, Activation.SOFTMAX,
+                                        Activation.SIGMOID])
+@pytest.mark.parametrize('seed', range(8))
+def test_multiclass_compiled_loop_equals_numpy(activation, seed):
+    rng = np.random.default_rng(100 + seed)
+    height, width = (int(v) for v in rng.integers(2, 40, size=2))
+    out_width, out_height = (int(v) for v in rng.integers(1, 300, size=2))
+    tensor = hard_multiclass_tensor(rng, height, width, int(rng.integers(2, 8)))
+    if activation == Activation.SIGMOID:  # keep clear of exp()'s last-bit differences (above)
+        tensor[np.abs(tensor) < 1e-3] = 0.5
     compiled = postprocessing.category_mask_compiled(tensor, activation, out_width, out_height)
     numpy = postprocessing.category_mask_vectorized(tensor, activation, out_width, out_height)
     np.testing.assert_array_equal(compiled, numpy)
