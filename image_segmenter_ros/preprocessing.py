@@ -19,11 +19,12 @@ The image is warped with the perspective transform that maps the region of inter
 onto the tensor's edges (so output column i samples source x = i * W / w, not pixel centres),
 on uint8 data with a replicated border, then mapped linearly to the model's value range.
 
-Without rotation or at 180°, the warp's sampling factors into one source row pair per tensor
-row and one column pair per tensor column. OpenCV's fixed-point bilinear weights are then exact
-products of a row weight and a column weight, so a numba-compiled pass along rows and one along
-columns give the same integers as ``remap`` with less work, and write the tensor values
-directly. Rotations of 90° and 270°, and platforms without numba, use ``cv2.remap``.
+Without rotation (and at 180° for most sizes: the rotated matrix's rounding can break it), the
+warp's sampling factors into one source row pair per tensor row and one column pair per tensor
+column. OpenCV's fixed-point bilinear weights are then exact products of a row weight and a
+column weight, so a numba-compiled pass along rows and one along columns give the same integers
+as ``remap`` with less work, and write the tensor values directly. Other cases (90° and 270°,
+platforms without numba) use ``cv2.remap``.
 """
 
 from functools import lru_cache
@@ -165,18 +166,23 @@ def separable_warp(image_width: int, image_height: int, image_channels: int,
                                (row_weight[:, np.newaxis] << _INTER_BITS) | column_weight)):
         return None
 
+    rows, columns = rows.astype(np.int64), columns.astype(np.int64)
+
     def clamped(positions: np.ndarray, size: int) -> np.ndarray:
-        return np.clip(positions.astype(np.int64), 0, size - 1).astype(np.uintp)
+        return np.clip(positions, 0, size - 1).astype(np.uintp)
 
     def interleaved(columns: np.ndarray) -> np.ndarray:
         return (columns[:, np.newaxis] * np.uintp(image_channels)
                 + np.array(channel_order, np.uintp)).ravel()
 
-    return SeparableWarp(
+    plan = SeparableWarp(
         clamped(rows, image_height), clamped(rows + 1, image_height),
         row_weight.astype(np.uint16),
         interleaved(clamped(columns, image_width)), interleaved(clamped(columns + 1, image_width)),
         np.repeat(column_weight, len(channel_order)).astype(np.uint16))
+    for array in plan:
+        array.setflags(write=False)  # shared by every caller of the cache
+    return plan
 
 
 def _warp_rows_then_columns(source: np.ndarray, row0: np.ndarray, row1: np.ndarray,
@@ -216,7 +222,9 @@ def value_table(scale: np.float32, offset: np.float32, dtype: np.dtype) -> np.nd
     """Return the tensor value of every uint8 pixel value, by ``fill_tensor``'s arithmetic."""
     table = np.empty((256, 1, 1), dtype)
     fill_tensor(np.arange(256, dtype=np.uint8)[:, np.newaxis], table, scale, offset)
-    return table.ravel()
+    table = table.ravel()
+    table.setflags(write=False)
+    return table
 
 
 def image_to_tensor(image: np.ndarray, tensor: np.ndarray, scale: np.float32,
@@ -229,6 +237,8 @@ def image_to_tensor(image: np.ndarray, tensor: np.ndarray, scale: np.float32,
     """
     height, width = image.shape[:2]
     tensor_height, tensor_width, tensor_channels = tensor.shape
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
     channels = 1 if image.ndim == 2 else image.shape[2]
     if image.ndim == 2:
         source, order = image, (0,) * tensor_channels
@@ -237,9 +247,10 @@ def image_to_tensor(image: np.ndarray, tensor: np.ndarray, scale: np.float32,
         order = tuple(channels - 1 - channel for channel in range(tensor_channels))
     else:
         source, order = image, tuple(range(tensor_channels))
+    every_channel_read = image.ndim == 2 or tensor_channels <= channels
     plan = (separable_warp(width, height, channels, order, tensor_width, tensor_height,
                            rotation_degrees)
-            if numba is not None and tensor.flags.c_contiguous else None)
+            if numba is not None and tensor.flags.c_contiguous and every_channel_read else None)
     if plan is None:
         pixels = warp_to_tensor(image, tensor_width, tensor_height, rotation_degrees)
         fill_tensor(pixels, tensor, scale, offset)

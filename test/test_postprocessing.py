@@ -92,3 +92,26 @@ def test_multiclass_compiled_loop_equals_numpy(activation, seed):
     compiled = postprocessing.category_mask_compiled(tensor, activation, out_width, out_height)
     numpy = postprocessing.category_mask_vectorized(tensor, activation, out_width, out_height)
     np.testing.assert_array_equal(compiled, numpy)
+
+
+# Cells whose float32 lerps flip the order of classes that lead at every corner: by less than
+# CLEAR_MARGIN (first), or by one float step among huge scores beyond CLEAR_RANGE (second).
+ROUNDING_TRAPS = [
+    ([[[-0.5714167952537537, -0.5714166760444641], [3.027841567993164, 3.0278420448303223]],
+      [[2.7981467247009277, 2.798147201538086], [-0.1625286191701889, -0.16252851486206055]]],
+     26, 35),
+    ([[[999999.875, 999999.9375], [1000000.0625, 1000000.125]],
+      [[1000000.125, 999999.875], [1000000.125, 1000000.0]]], 29, 7),
+]
+
+
+@pytest.mark.skipif(not postprocessing.COMPILED, reason='numba is not installed')
+@pytest.mark.parametrize('scores, out_width, out_height', ROUNDING_TRAPS)
+def test_multiclass_runs_leave_rounding_traps_to_the_per_pixel_loop(scores, out_width,
+                                                                    out_height):
+    tensor = np.array(scores, np.float32)
+    compiled = postprocessing.category_mask_compiled(tensor, Activation.NONE, out_width,
+                                                     out_height)
+    numpy = postprocessing.category_mask_vectorized(tensor, Activation.NONE, out_width,
+                                                    out_height)
+    np.testing.assert_array_equal(compiled, numpy)

@@ -57,7 +57,11 @@ def test_image_to_tensor_equals_warp_perspective_then_fill(rotation, compiled, m
         images = {'gray': bgr[:, :, 0].copy(), 'rgb': bgr, 'bgr view': bgr[:, :, ::-1],
                   'rgba': rng.integers(0, 256, (height, width, 4), dtype=np.uint8),
                   'every other pixel': rng.integers(0, 256, (height, 2 * width, 3),
-                                                    dtype=np.uint8)[:, ::2]}
+                                                    dtype=np.uint8)[:, ::2],
+                  'one channel': bgr[:, :, :1]}
+        assert rotation or preprocessing.separable_warp(
+            width, height, 3, (0, 1, 2), tensor_width, tensor_height) is not None, \
+            'the compiled pass would not run'
         for name, image in images.items():
             warped = cv2.warpPerspective(np.ascontiguousarray(image), matrix,
                                          (tensor_width, tensor_height),
@@ -86,3 +90,10 @@ def test_rotation_must_be_a_multiple_of_90():
     assert preprocessing.validate_rotation(-90) == 270
     with pytest.raises(ValueError, match='multiple of 90'):
         preprocessing.validate_rotation(45)
+
+
+def test_image_to_tensor_refuses_an_image_with_fewer_channels_than_the_tensor():
+    image = np.zeros((6, 8, 3), np.uint8)
+    with pytest.raises(ValueError):
+        preprocessing.image_to_tensor(image, np.zeros((4, 4, 4), np.float32), np.float32(1.0),
+                                      np.float32(0.0))
