@@ -41,7 +41,7 @@ $(VIDEOS)/Megamind.avi:
 	rm -rf $(VIDEOS)/deb
 
 demo: setup
-	$(PY) -m image_segmenter_ros.demo --output output
+	$(PY) -m image_segmenter_ros.tools.demo --output output
 
 test: setup
 	$(PY) -m pytest -q test

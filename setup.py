@@ -38,13 +38,13 @@ setup(
     extras_require={'test': ['pytest', 'hypothesis']},
     entry_points={
         'console_scripts': [
-            'fetch_models = image_segmenter_ros.model_catalog:main',
-            'image_segmenter_node = image_segmenter_ros.image_segmenter_node:main',
-            'make_sample_bag = image_segmenter_ros.make_sample_bag:main',
-            'record = image_segmenter_ros.record:main',
-            'render = image_segmenter_ros.render:main',
-            'replay_bag = image_segmenter_ros.replay_bag:main',
-            'segment_bag = image_segmenter_ros.segment_bag:main',
+            'fetch_models = image_segmenter_ros.engine.model_catalog:main',
+            'image_segmenter_node = image_segmenter_ros.node.image_segmenter_node:main',
+            'make_sample_bag = image_segmenter_ros.tools.make_sample_bag:main',
+            'record = image_segmenter_ros.tools.record:main',
+            'render = image_segmenter_ros.tools.render:main',
+            'replay_bag = image_segmenter_ros.tools.replay_bag:main',
+            'segment_bag = image_segmenter_ros.tools.segment_bag:main',
         ],
     },
 )

@@ -39,9 +39,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from bench_common import machine_description, ms, read_frames, resized
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
-from image_segmenter_ros import postprocessing, preprocessing
-from image_segmenter_ros.model_catalog import resolve_model
-from image_segmenter_ros.tflite_metadata import read_segmenter_metadata
+from image_segmenter_ros.engine import postprocessing, preprocessing
+from image_segmenter_ros.engine.model_catalog import resolve_model
+from image_segmenter_ros.engine.tflite_metadata import read_segmenter_metadata
 import numpy as np
 
 try:

@@ -44,11 +44,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_common import py_spy_prefix, py_spy_stacks
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
-from image_segmenter_ros.bag_io import BagReader
-from image_segmenter_ros.demo import DEFAULT_VIDEO, tool
-from image_segmenter_ros.image_conversions import image_to_array
-from image_segmenter_ros.make_sample_bag import make_sample_bag
-from image_segmenter_ros.segment_bag import DEFAULT_JOBS, segment_bag
+from image_segmenter_ros.node.input_images import image_to_array
+from image_segmenter_ros.tools.bag_io import BagReader
+from image_segmenter_ros.tools.demo import DEFAULT_VIDEO, tool
+from image_segmenter_ros.tools.make_sample_bag import make_sample_bag
+from image_segmenter_ros.tools.segment_bag import DEFAULT_JOBS, segment_bag
 import numpy as np
 import yaml
 

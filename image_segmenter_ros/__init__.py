@@ -12,11 +12,15 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""MediaPipe Image Segmenter models on LiteRT, as a pure-Python engine and a ROS 2 node."""
+"""
+MediaPipe Image Segmenter models on LiteRT, as a pure-Python engine and a ROS 2 node.
 
-from .memory import keep_freed_memory
-from .segmenter import (ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult,
-                        RunningMode)
+Three layers: ``engine`` (no ROS), ``node`` (the rclpy node and its glue) and ``tools``
+(bag tools and the demo). Importing this package loads the engine only.
+"""
+
+from .engine import (ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult,
+                     keep_freed_memory, RunningMode)
 
 __all__ = ['ImageSegmenter', 'ImageSegmenterOptions', 'ImageSegmenterResult', 'RunningMode',
            'keep_freed_memory']

@@ -20,7 +20,8 @@ from typing import Dict, Iterator, List
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, model_catalog
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros.engine import model_catalog
 import numpy as np
 import pytest
 from ros_harness import domain_id, Probe, ros_environment, STARTED

@@ -30,14 +30,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from conftest import VIDEO_DIR
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
-from image_segmenter_ros import image_conversions as ic
 from image_segmenter_ros import ImageSegmenter
-from image_segmenter_ros import render
-from image_segmenter_ros.bag_io import BagReader, BagWriter
-from image_segmenter_ros.make_sample_bag import make_sample_bag
-from image_segmenter_ros.render import main as render_main
-from image_segmenter_ros.replay_bag import _wait_until
-from image_segmenter_ros.segment_bag import main as segment_bag_main
+from image_segmenter_ros.node import input_images as ic
+from image_segmenter_ros.node.overlay import render_overlay
+from image_segmenter_ros.tools import render
+from image_segmenter_ros.tools.bag_io import BagReader, BagWriter
+from image_segmenter_ros.tools.make_sample_bag import make_sample_bag
+from image_segmenter_ros.tools.render import main as render_main
+from image_segmenter_ros.tools.replay_bag import _wait_until
+from image_segmenter_ros.tools.segment_bag import main as segment_bag_main
 import numpy as np
 import pytest
 from ros_harness import NodeProcess, PACKAGE_ROOT, Probe, track, wait_until
@@ -249,7 +250,7 @@ def test_params_file_options_and_namespace_change_the_outputs_like_the_node(
     decoded = ic.image_to_array(frame)
     expected = engine.segment(decoded, 180).category_mask
     np.testing.assert_array_equal(pixels(messages['/front/category_mask'][1]), expected)
-    picture, encoding = ic.render_overlay(decoded, expected, 0.25, 'bgr8')
+    picture, encoding = render_overlay(decoded, expected, 0.25, 'bgr8')
     overlay = messages['/front/overlay'][1]
     assert overlay.encoding == encoding == 'bgr8' and overlay.header == frame.header
     np.testing.assert_array_equal(

@@ -20,8 +20,8 @@ import subprocess
 import sys
 
 import cv2
-from image_segmenter_ros import demo
-from image_segmenter_ros.bag_io import BagReader
+from image_segmenter_ros.tools import demo
+from image_segmenter_ros.tools.bag_io import BagReader
 import pytest
 from ros_harness import PACKAGE_ROOT, track
 
@@ -31,7 +31,7 @@ FRAMES = 12
 def run_demo(env, tmp_path, *args):
     output = tmp_path / 'output'
     process = track(subprocess.Popen(
-        [sys.executable, '-m', 'image_segmenter_ros.demo', '--output', str(output),
+        [sys.executable, '-m', 'image_segmenter_ros.tools.demo', '--output', str(output),
          '--frames', str(FRAMES), *args], cwd=PACKAGE_ROOT, env=dict(
             env, IMAGE_SEGMENTER_DEMO_DOMAIN_ID=env['ROS_DOMAIN_ID']),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

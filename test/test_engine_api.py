@@ -27,7 +27,7 @@ import weakref
 import cv2
 import flatbuffers
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
-from image_segmenter_ros.model_catalog import ModelNotFoundError
+from image_segmenter_ros.engine.model_catalog import ModelNotFoundError
 import mediapipe as mp
 from mediapipe.tasks.python.core.base_options import BaseOptions
 from mediapipe.tasks.python.vision import image_segmenter as mp_segmenter
@@ -293,7 +293,7 @@ def test_a_live_stream_segmenter_dropped_without_close_ends_its_worker(legacy_mo
 
 def test_display_names_of_another_length_than_the_labels_are_refused(
         test_models, monkeypatch):
-    from image_segmenter_ros import segmenter
+    from image_segmenter_ros.engine import segmenter
 
     def fewer_french_names(model):
         metadata = read_metadata(model)

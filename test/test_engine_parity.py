@@ -21,7 +21,8 @@ RGB, RGBA and gray inputs (MediaPipe gets gray replicated to RGB).
 """
 
 import cv2
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, postprocessing
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros.engine import postprocessing
 import mediapipe as mp
 from mediapipe.tasks.python.core.base_options import BaseOptions
 from mediapipe.tasks.python.vision import image_segmenter as mp_segmenter

@@ -17,8 +17,8 @@
 from typing import List
 
 from builtin_interfaces.msg import Time
-from image_segmenter_ros.image_cdr import CdrError, decode_image, encode_image
-from image_segmenter_ros.image_conversions import image_fields
+from image_segmenter_ros.node.image_cdr import CdrError, decode_image, encode_image
+from image_segmenter_ros.node.output_messages import image_fields
 import numpy as np
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message

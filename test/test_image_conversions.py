@@ -19,8 +19,10 @@ from types import SimpleNamespace
 import cv2
 from hypothesis import given, settings, strategies as st
 from image_samples import bayer_mosaic, PADDING, raw_message
-from image_segmenter_ros import image_conversions as ic
-from image_segmenter_ros.visualization import PALETTE
+from image_segmenter_ros.node import input_images as ic
+from image_segmenter_ros.node.output_messages import image_fields
+from image_segmenter_ros.node.overlay import PALETTE
+from image_segmenter_ros.node.overlay import render_overlay
 import numpy as np
 import pytest
 
@@ -249,7 +251,7 @@ def test_a_jpeg_followed_by_a_line_break_decodes(encoded):
 ])
 def test_image_fields_round_trip_through_a_real_message(array, encoding, dtype):
     from sensor_msgs.msg import Image
-    msg = Image(**ic.image_fields(array, encoding))
+    msg = Image(**image_fields(array, encoding))
     assert (msg.height, msg.width, msg.encoding) == (3, 4, encoding)
     assert msg.step == 4 * np.dtype(dtype).itemsize * (3 if array.ndim == 3 else 1)
     assert msg.is_bigendian == (np.dtype(dtype).newbyteorder('=').byteorder == '>')
@@ -271,7 +273,7 @@ def test_overlay_keeps_the_colour_family_and_only_tints_classes(
     image = {'rgba8': np.dstack([frame, np.full(frame.shape[:2], 7, np.uint8)]),
              'bgra8': np.dstack([frame, np.full(frame.shape[:2], 7, np.uint8)]),
              'mono8': frame[:, :, 0], 'mono16': frame[:, :, 0]}.get(encoding, frame)
-    picture, out_encoding = ic.render_overlay(image, mask, alpha, encoding)
+    picture, out_encoding = render_overlay(image, mask, alpha, encoding)
     assert out_encoding == expected
     rgb = picture[:, :, 2::-1] if expected.startswith('bgr') else picture[:, :, :3]
     source = np.dstack([image] * 3) if image.ndim == 2 else image[:, :, :3]
@@ -292,7 +294,7 @@ def test_overlay_keeps_the_colour_family_and_only_tints_classes(
 ])
 def test_a_reused_message_serializes_like_a_new_one(encoding, make):
     from rclpy.serialization import serialize_message
-    from image_segmenter_ros.outputs import _image, MessageBuffer
+    from image_segmenter_ros.node.output_messages import _image, MessageBuffer
     from std_msgs.msg import Header
     rng = np.random.default_rng(3)
     buffer = MessageBuffer()

@@ -28,9 +28,10 @@ from typing import Any, Dict, List
 
 import cv2
 from image_samples import encode_pixels, PADDING, raw_message
-from image_segmenter_ros import image_conversions as ic
 from image_segmenter_ros import ImageSegmenter
-from image_segmenter_ros import model_catalog
+from image_segmenter_ros.engine import model_catalog
+from image_segmenter_ros.node import input_images as ic
+from image_segmenter_ros.node.overlay import render_overlay
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -178,8 +179,8 @@ def assert_outputs_match_engine(outputs: Dict[str, Image], msg: Any, decoded: np
         out = outputs['confidence_masks/' + name]
         assert out.encoding == '32FC1'
         np.testing.assert_array_equal(pixels(out, np.float32), expected.confidence_masks[index])
-    picture, encoding = ic.render_overlay(decoded, expected.category_mask, alpha,
-                                          getattr(msg, 'encoding', None))
+    picture, encoding = render_overlay(decoded, expected.category_mask, alpha,
+                                       getattr(msg, 'encoding', None))
     assert outputs['overlay'].encoding == encoding
     np.testing.assert_array_equal(pixels(outputs['overlay'], np.uint8), picture)
 
@@ -523,7 +524,7 @@ def test_a_signal_during_start_up_is_a_clean_stop(env, tmp_path_factory, delay):
 
 def test_diagnostics_warn_about_the_last_seconds_only():
     from diagnostic_msgs.msg import DiagnosticStatus
-    from image_segmenter_ros.image_segmenter_node import diagnostic_status
+    from image_segmenter_ros.node.image_segmenter_node import diagnostic_status
     zero = {'received': 0, 'processed': 0, 'dropped': 0, 'rejected': 0, 'failed': 0}
 
     def status(now, earlier, seconds=5, drops_matter=True):
@@ -545,7 +546,7 @@ def test_diagnostics_warn_about_the_last_seconds_only():
 
 
 def test_qos_override_refusals_name_the_parameter_and_the_allowed_values():
-    from image_segmenter_ros.parameters import qos_override_problem
+    from image_segmenter_ros.node.parameters import qos_override_problem
     assert qos_override_problem(
         '/a/overlay', 'publisher', 'Unexpected QoS override for policy `history`: `all`',
         overridden=False) == (
@@ -560,7 +561,7 @@ def test_qos_override_refusals_name_the_parameter_and_the_allowed_values():
 
 
 def test_labels_name_confidence_topics_only_when_they_are_published():
-    from image_segmenter_ros.outputs import labels_yaml
+    from image_segmenter_ros.node.output_messages import labels_yaml
     for published, topics in ((True, ['confidence_masks/background', 'confidence_masks/hair']),
                               (False, [None, None])):
         text = labels_yaml('hair', 'en', ['background', 'hair'], ['background', 'hair'],

@@ -29,8 +29,8 @@ import threading
 import time
 from typing import Iterator
 
-from image_segmenter_ros import model_catalog
-from image_segmenter_ros.model_catalog import (
+from image_segmenter_ros.engine import model_catalog
+from image_segmenter_ros.engine.model_catalog import (
     fetch, load_manifest, main, manifest_path, model_dir, ModelChecksumError,
     ModelDownloadError, ModelNotFoundError, recorded_sha256_path, resolve_model, sha256_of,
     verify)

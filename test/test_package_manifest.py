@@ -33,7 +33,7 @@ PIP_ONLY = {'ai_edge_litert': 'ai-edge-litert', 'rosbags': 'rosbags', 'tflite_ru
 
 def imported_modules() -> Set[str]:
     """Top-level third-party modules imported by the package and its launch files."""
-    sources = sorted(PACKAGE_ROOT.glob('image_segmenter_ros/*.py'))
+    sources = sorted(PACKAGE_ROOT.glob('image_segmenter_ros/**/*.py'))
     sources += sorted(PACKAGE_ROOT.glob('launch/*.py'))
     modules = set()
     for source in sources:

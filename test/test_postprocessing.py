@@ -22,8 +22,8 @@ sizes that make the output columns fall unevenly on the tensor cells.
 MediaPipe parity on real frames is in test_engine_parity.py.
 """
 
-from image_segmenter_ros import postprocessing
-from image_segmenter_ros.tflite_metadata import Activation
+from image_segmenter_ros.engine import postprocessing
+from image_segmenter_ros.engine.tflite_metadata import Activation
 import numpy as np
 import pytest
 

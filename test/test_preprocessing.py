@@ -17,7 +17,7 @@
 import itertools
 
 import cv2
-from image_segmenter_ros import preprocessing
+from image_segmenter_ros.engine import preprocessing
 import numpy as np
 import pytest
 

@@ -31,8 +31,10 @@ from unittest import mock
 
 import cv2
 from image_samples import raw_message
-from image_segmenter_ros import image_conversions as ic
-from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, model_catalog
+from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
+from image_segmenter_ros.engine import model_catalog
+from image_segmenter_ros.node import input_images as ic
+from image_segmenter_ros.node.overlay import render_overlay
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -474,8 +476,8 @@ def test_parameter_updates_under_load_land_between_frames(raw_node, engine, fram
         image = ic.image_to_array(msg)
         matches = [state for state in states
                    if np.array_equal(category, engine.segment(image, state[0]).category_mask) and
-                   np.array_equal(overlay, ic.render_overlay(image, category, state[1],
-                                                             'rgb8')[0])]
+                   np.array_equal(overlay, render_overlay(image, category, state[1],
+                                                          'rgb8')[0])]
         assert matches, 'frame %s mixes parameter values' % msg.header.frame_id
         seen.update(matches)
     assert seen == set(states), seen

@@ -33,11 +33,11 @@ import yaml
 
 from .bag_io import BagError, BagReader, IMAGE_TYPE, IMAGE_TYPES
 from .cli import join_topic, output_namespace, run
-from .image_conversions import message_to_array, render_overlay
-from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC
-from .parameters import create_segmenter, load_parameters
-from .segmenter import RunningMode
-from .visualization import confidence_tile, contact_sheet
+from ..engine import RunningMode
+from ..node.input_images import message_to_array
+from ..node.output_messages import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC
+from ..node.overlay import class_colour, render_overlay
+from ..node.parameters import create_segmenter, load_parameters
 
 NAME = 'render'
 ALPHA = 0.5
@@ -206,3 +206,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == '__main__':
     sys.exit(main())
+
+
+def confidence_tile(mask: np.ndarray) -> np.ndarray:
+    """Render a [0, 1] confidence mask as a colour-mapped RGB image."""
+    grey = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+
+
+def contact_sheet(tiles: Sequence[np.ndarray], labels: List[str], columns: int = 4,
+                  tile_width: int = 320, title: str = '') -> np.ndarray:
+    """Arrange RGB tiles in a grid with a title and a colour legend underneath."""
+    height, width = tiles[0].shape[:2]
+    tile_height = int(round(height * tile_width / width))
+    rows = -(-len(tiles) // columns)
+    legend_height, title_height = 40, 36 if title else 0
+    sheet = np.full((title_height + rows * tile_height + legend_height, columns * tile_width, 3),
+                    255, np.uint8)
+    if title:
+        cv2.putText(sheet, title, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2,
+                    cv2.LINE_AA)
+    for i, tile in enumerate(tiles):
+        y, x = title_height + (i // columns) * tile_height, (i % columns) * tile_width
+        sheet[y:y + tile_height, x:x + tile_width] = cv2.resize(
+            tile, (tile_width, tile_height), interpolation=cv2.INTER_AREA)
+    x, y = 10, title_height + rows * tile_height + 12
+    for index, label in enumerate(labels):
+        cv2.rectangle(sheet, (x, y), (x + 18, y + 18), class_colour(index), -1)
+        cv2.rectangle(sheet, (x, y), (x + 18, y + 18), (0, 0, 0), 1)
+        cv2.putText(sheet, '%d %s' % (index, label), (x + 24, y + 15),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 34 + 9 * len('%d %s' % (index, label))
+    return sheet

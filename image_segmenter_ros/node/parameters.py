@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import yaml
 
-from .segmenter import ImageSegmenter, ImageSegmenterOptions, RunningMode
+from ..engine import ImageSegmenter, ImageSegmenterOptions, RunningMode
 
 NODE_NAME = 'image_segmenter'
 # The legacy Selfie Segmentation option `model_selection`: 0 general, 1 landscape.

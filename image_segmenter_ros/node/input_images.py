@@ -20,14 +20,10 @@ so the conversions are tested without a ROS graph. Raw images are read through o
 view of the message buffer (row padding is skipped, never copied) and converted once.
 """
 
-import array
-import sys
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import cv2
 import numpy as np
-
-from .visualization import overlay
 
 # 8-bit encodings: bytes per pixel and the cv2 conversion to the engine's layout (None: as is;
 # _REVERSED: a view with the channel order reversed, which the engine takes without a copy).
@@ -52,12 +48,6 @@ COMPRESSED_FORMATS = ('jpeg', 'png')
 # cv_bridge's 16 to 8 bit scaling (255 / 65535, rounded) as a table: one lookup per pixel.
 _MONO16_TO_8 = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
-# Overlays keep a colour input's channel order; other inputs are drawn as rgb8.
-_OVERLAY_FROM_RGB = {
-    'bgr8': ('bgr8', cv2.COLOR_RGB2BGR),
-    'rgba8': ('rgba8', None),
-    'bgra8': ('bgra8', cv2.COLOR_RGBA2BGRA),
-}
 # The last chunk of every png: length 0, type IEND, and its (constant) CRC.
 _PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
 
@@ -247,45 +237,3 @@ def message_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode an Image or a CompressedImage (anything with a ``format``) for the engine."""
     convert = compressed_to_array if hasattr(msg, 'format') else image_to_array
     return convert(msg, max_pixels)
-
-
-def image_layout(image: np.ndarray, encoding: str) -> Dict[str, Any]:
-    """Return the sensor_msgs/Image size fields (no header, no data) for an array."""
-    height, width = image.shape[:2]
-    return {'height': height, 'width': width, 'encoding': encoding,
-            'is_bigendian': image.dtype.byteorder == '>' or (
-                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
-            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1)}
-
-
-def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
-    """
-    Return the sensor_msgs/Image fields (minus header) for a mono8, rgb8/bgr8/... or 32FC1 array.
-
-    The data is an array('B'), which the message setter takes without a per-byte check.
-    """
-    image = np.ascontiguousarray(image)
-    data = array.array('B')
-    data.frombytes(image.reshape(-1).view(np.uint8))
-    fields = image_layout(image, encoding)
-    fields['data'] = data
-    return fields
-
-
-def render_overlay(image: np.ndarray, category_mask: np.ndarray, alpha: float,
-                   input_encoding: Optional[str]) -> Tuple[np.ndarray, str]:
-    """
-    Blend the class colours into the decoded input; return the picture and its encoding.
-
-    Colour inputs keep their channel order (and alpha) so rviz shows them as the camera does;
-    gray, Bayer, YUV and compressed inputs become rgb8.
-    """
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    blended = overlay(np.ascontiguousarray(image[:, :, :3]), category_mask, alpha)
-    encoding, conversion = _OVERLAY_FROM_RGB.get(input_encoding, ('rgb8', None))
-    if encoding.endswith('a8'):
-        blended = np.dstack([blended, image[:, :, 3]])
-    if conversion is not None:
-        blended = cv2.cvtColor(blended, conversion)
-    return blended, encoding

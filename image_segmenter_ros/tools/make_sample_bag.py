@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .bag_io import BagError, BagWriter, COMPRESSED_TYPE, IMAGE_TYPE, qos_to_bag, STORAGES
 from .cli import run
-from .image_conversions import image_fields
+from ..node.output_messages import image_fields
 
 NAME = 'make_sample_bag'
 # From the BGR frames OpenCV decodes to what a camera sending each encoding puts in its rows.

@@ -32,7 +32,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
 from .bag_io import BagWriter, message_class, qos_to_bag, STORAGES
 from .cli import ros_context, run
-from .memory import keep_freed_memory
+from ..engine import keep_freed_memory
 
 NAME = 'record'
 

@@ -120,7 +120,7 @@ def manifest_path() -> Path:
     override = os.environ.get(MANIFEST_ENV)
     if override:
         return Path(override)
-    in_tree = Path(__file__).resolve().parents[1] / 'models' / 'manifest.yaml'
+    in_tree = Path(__file__).resolve().parents[2] / 'models' / 'manifest.yaml'
     if in_tree.is_file():
         return in_tree
     try:

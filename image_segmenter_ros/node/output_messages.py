@@ -21,15 +21,15 @@ encodings and bytes as a recording of the live node.
 
 import array
 import re
-from typing import Any, List, Optional, Sequence
+import sys
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from sensor_msgs.msg import Image
 import yaml
 
-from .image_conversions import image_fields, image_layout, render_overlay
-from .segmenter import ImageSegmenterResult
-from .visualization import class_colour
+from .overlay import class_colour, render_overlay
+from ..engine import ImageSegmenterResult
 
 CATEGORY_TOPIC = 'category_mask'
 CONFIDENCE_PREFIX = 'confidence_masks/'
@@ -75,6 +75,29 @@ def labels_yaml(model: str, locale: str, labels: Sequence[str], display_names: S
 
 # Jazzy's setter copies an array('B') unless the message checks its fields (then it keeps it);
 # Humble's always keeps it and has no such option.
+def image_layout(image: np.ndarray, encoding: str) -> Dict[str, Any]:
+    """Return the sensor_msgs/Image size fields (no header, no data) for an array."""
+    height, width = image.shape[:2]
+    return {'height': height, 'width': width, 'encoding': encoding,
+            'is_bigendian': image.dtype.byteorder == '>' or (
+                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
+            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1)}
+
+
+def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
+    """
+    Return the sensor_msgs/Image fields (minus header) for a mono8, rgb8/bgr8/... or 32FC1 array.
+
+    The data is an array('B'), which the message setter takes without a per-byte check.
+    """
+    image = np.ascontiguousarray(image)
+    data = array.array('B')
+    data.frombytes(image.reshape(-1).view(np.uint8))
+    fields = image_layout(image, encoding)
+    fields['data'] = data
+    return fields
+
+
 _KEEPS_ARRAYS = {'check_fields': True} if '_check_fields' in Image.__slots__ else {}
 
 

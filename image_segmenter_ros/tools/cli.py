@@ -19,7 +19,7 @@ import sys
 from typing import Any, Callable, Optional, Sequence
 
 from .bag_io import BagError
-from .parameters import ConfigurationError
+from ..node.parameters import ConfigurationError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130

@@ -43,12 +43,12 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from . import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
-from .image_conversions import InvalidImageError, message_to_array
-from .outputs import (category_message, confidence_message, confidence_topics, labels_yaml,
-                      MessageBuffer, overlay_message)
+from .input_images import InvalidImageError, message_to_array
+from .output_messages import (category_message, confidence_message, confidence_topics, labels_yaml,
+                              MessageBuffer, overlay_message)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
                          model_name, PARAMETERS, qos_override_problem, startup_problem)
+from ..engine import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks

@@ -52,13 +52,14 @@ from tqdm import tqdm
 from .bag_io import (BagError, BagMessage, BagReader, BagWriter, DecodeError, describe,
                      IMAGE_TYPE, IMAGE_TYPES, qos_to_bag, refuse_existing, STORAGES)
 from .cli import join_topic, output_namespace, run
-from .image_cdr import CdrError, decode_image, encode_image
-from .image_conversions import message_to_array, render_overlay
-from .memory import keep_freed_memory
-from .outputs import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC, labels_yaml, OVERLAY_TOPIC
-from .parameters import (ConfigurationError, create_segmenter, load_parameters,
-                         model_name)
-from .segmenter import ImageSegmenter, RunningMode
+from ..engine import ImageSegmenter, keep_freed_memory, RunningMode
+from ..node.image_cdr import CdrError, decode_image, encode_image
+from ..node.input_images import message_to_array
+from ..node.output_messages import (CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC, labels_yaml,
+                                    OVERLAY_TOPIC)
+from ..node.overlay import render_overlay
+from ..node.parameters import (ConfigurationError, create_segmenter, load_parameters,
+                               model_name)
 
 NAME = 'segment_bag'
 # The node's publisher profiles, recorded as the offered QoS of the output topics.

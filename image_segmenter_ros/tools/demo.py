@@ -15,7 +15,7 @@
 """
 Demo: a real video through the live node over DDS, as a bag replay test on a robot.
 
-``python -m image_segmenter_ros.demo`` (run by ``make demo``): turns Megamind.avi into a
+``python -m image_segmenter_ros.tools.demo`` (run by ``make demo``): turns Megamind.avi into a
 rosbag2 (``make_sample_bag``), starts ``image_segmenter_node`` with the arguments a launch
 file passes (VIDEO mode, reliable input, so every frame is segmented), replays the bag into it
 at recorded speed (``replay_bag``), records the camera and the node's outputs (``record``),
@@ -39,15 +39,15 @@ import numpy as np
 from .bag_io import BagReader
 from .cli import run
 from .make_sample_bag import make_sample_bag
-from .outputs import CATEGORY_TOPIC, confidence_topics
-from .parameters import create_segmenter, load_parameters
 from .render import render
-from .segmenter import RunningMode
+from ..engine import RunningMode
+from ..node.output_messages import CATEGORY_TOPIC, confidence_topics
+from ..node.parameters import create_segmenter, load_parameters
 
 NAMESPACE = '/camera'
 CAMERA = NAMESPACE + '/image_raw'
 CATEGORY = NAMESPACE + '/' + CATEGORY_TOPIC
-PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKOUT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_VIDEO = Path(os.environ.get(
     'IMAGE_SEGMENTER_ROS_VIDEO_DIR',
     Path.home() / '.cache' / 'image_segmenter_ros' / 'videos')) / 'Megamind.avi'
@@ -76,7 +76,7 @@ def use_demo_environment() -> Dict[str, str]:
 
 def config_file(name: str) -> Path:
     """Find a file of config/ in this checkout or in the installed share folder."""
-    for folder in (PACKAGE_DIR.parent / 'config',
+    for folder in (CHECKOUT_DIR / 'config',
                    Path(sys.prefix) / 'share' / 'image_segmenter_ros' / 'config'):
         if (folder / name).exists():
             return folder / name
