@@ -14,11 +14,11 @@ VIDEOS  := $(IMAGE_SEGMENTER_ROS_VIDEO_DIR)
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 unexport ROS_LOCALHOST_ONLY
 
-.PHONY: setup models videos demo test bench clean
+.PHONY: setup models videos demo test test-noble bench clean
 
 setup: $(VENV)/.installed models videos
 
-$(VENV)/.installed: requirements.txt requirements-test.txt setup.py
+$(VENV)/.installed: requirements.txt requirements-ros.txt requirements-test.txt setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
@@ -26,8 +26,11 @@ $(VENV)/.installed: requirements.txt requirements-test.txt setup.py
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
+# A folder of official model files beside the checkout is used as a mirror when present.
+MODEL_MIRROR ?= $(wildcard ../shared/models)
+
 models: $(VENV)/.installed
-	$(VENV)/bin/fetch_models fetch --available
+	$(VENV)/bin/fetch_models fetch --available $(if $(MODEL_MIRROR),--mirror $(MODEL_MIRROR))
 
 videos: $(VIDEOS)/Megamind.avi
 
@@ -43,8 +46,38 @@ $(VIDEOS)/Megamind.avi:
 demo: setup
 	$(PY) -m image_segmenter_ros.tools.demo --output output
 
-test: setup
+# The second test stack: Ubuntu 24.04's versions of the packages package.xml takes from apt (what a
+# Jazzy robot has), then requirements-robot.txt installed as a robot installs it, which must leave
+# them all as they were; the ROS wheels and test tools on top are held to them too.
+NOBLE    := .venv-noble
+NOBLE_PY := $(NOBLE)/bin/python
+# The part that depends on numpy, OpenCV and numba: engine parity with MediaPipe, pre- and
+# postprocessing, message conversions, and the node and bag tools over real DDS and bags.
+NOBLE_TESTS ?= test/test_engine_parity.py test/test_preprocessing.py test/test_postprocessing.py \
+	test/test_image_conversions.py test/test_image_segmenter_node.py test/test_bag_tools.py
+
+$(NOBLE)/.installed: requirements-noble.txt requirements-robot.txt requirements-ros.txt \
+		requirements-test.txt setup.py
+	python3 -m venv $(NOBLE)
+	$(NOBLE_PY) -m pip install --quiet --upgrade pip
+	$(NOBLE_PY) -m pip install --quiet -r requirements-noble.txt
+	$(NOBLE_PY) -m pip install --quiet -r requirements-robot.txt
+	$(NOBLE_PY) -m pip freeze > $(NOBLE)/after-robot.txt
+	grep -v '^#' requirements-noble.txt | while read -r pin; do \
+	  grep -qix "$$pin" $(NOBLE)/after-robot.txt || \
+	  { echo "requirements-robot.txt replaced the distribution's $$pin"; exit 1; }; done
+	$(NOBLE_PY) -m pip install --quiet -c requirements-noble.txt -r requirements-ros.txt \
+	  -r requirements-test.txt
+	$(NOBLE_PY) -m pip install --quiet --no-deps mediapipe==1.2.2
+	$(NOBLE_PY) -m pip install --quiet --no-deps --editable .
+	touch $@
+
+test: setup $(NOBLE)/.installed
 	$(PY) -m pytest -q test
+	$(NOBLE_PY) -m pytest -q $(NOBLE_TESTS)
+
+test-noble: $(NOBLE)/.installed models videos
+	$(NOBLE_PY) -m pytest -q $(NOBLE_TESTS)
 
 # The benchmark suite: engine vs MediaPipe vs bare LiteRT, the node over DDS, segment_bag;
 # writes docs/benchmarks.md and docs/images/benchmarks.png.
@@ -57,4 +90,4 @@ stress: setup
 	$(PY) benchmarks/stress_benchmark.py
 
 clean:
-	rm -rf $(VENV) output build install log
+	rm -rf $(VENV) $(NOBLE) output build install log

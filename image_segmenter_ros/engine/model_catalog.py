@@ -18,7 +18,10 @@ Catalog of the segmentation models known by short name, and their fetcher.
 The node takes either a path to a ``.tflite`` file or a short name such as ``deeplab_v3``.
 Short names are resolved against ``models/manifest.yaml`` and a per-user cache directory.
 Resolving never downloads: a robot must not start a surprise download at launch, so files are
-fetched explicitly with ``fetch_models NAME...`` (or :func:`fetch`).
+fetched explicitly with ``fetch_models NAME...`` (or :func:`fetch`), from their source or from a
+mirror (a folder or a file server holding the same files by name). Every file is checked against
+the size and SHA-256 of the manifest on every install and every load: nothing is trusted on first
+use.
 
 Pure Python (standard library and PyYAML) so it can run before ROS is set up, e.g. from make.
 """
@@ -37,6 +40,7 @@ import sys
 import tempfile
 from typing import BinaryIO, Iterable, Optional, Sequence, Union
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -55,8 +59,7 @@ _CHUNK = 1 << 20
 _SHA256_RE = re.compile(r'^[0-9a-f]{64}$')
 _SOURCE_KINDS = ('pypi_wheel', 'url')
 _PIPELINES = ('legacy', 'tasks')
-# Bytes 4..8 of every TFLite flatbuffer; catches HTML error pages saved as models.
-_TFLITE_IDENTIFIER = b'TFL3'
+_URL_SCHEMES = ('http://', 'https://', 'file://')
 
 
 class ModelCatalogError(Exception):
@@ -68,7 +71,7 @@ class ModelNotFoundError(ModelCatalogError, FileNotFoundError):
 
 
 class ModelChecksumError(ModelCatalogError, ValueError):
-    """A model file does not match its expected SHA-256 (or is not a TFLite file at all)."""
+    """A model file does not have the size or SHA-256 that the manifest gives for it."""
 
 
 class ModelDownloadError(ModelCatalogError, OSError):
@@ -102,8 +105,8 @@ class ModelEntry:
     file: str
     pipeline: str
     source: ModelSource
-    sha256: Optional[str]
-    size: Optional[int]
+    sha256: str
+    size: int
     license_id: str
     input_size: tuple[int, int]
     labels: tuple[str, ...]
@@ -177,11 +180,12 @@ def _parse_entry(raw: dict, where: Path) -> ModelEntry:
         if kind == 'pypi_wheel' and not (source.package and source.version and source.member):
             raise ValueError(
                 f'{where}: model {name!r} needs package, version and member for pypi_wheel')
-        sha256 = raw.get('sha256')
-        if sha256 is not None:
-            sha256 = str(sha256).lower()
-            if not _SHA256_RE.match(sha256):
-                raise ValueError(f'{where}: model {name!r} has a malformed sha256')
+        sha256 = str(raw.get('sha256')).lower()
+        if not _SHA256_RE.match(sha256):
+            raise ValueError(f'{where}: model {name!r} needs a "sha256" of 64 hex digits')
+        size = raw.get('size')
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError(f'{where}: model {name!r} needs a "size" in bytes')
         pipeline = raw['pipeline']
         if pipeline not in _PIPELINES:
             raise ValueError(f'{where}: model {name!r} has unknown pipeline {pipeline!r}')
@@ -192,7 +196,7 @@ def _parse_entry(raw: dict, where: Path) -> ModelEntry:
             pipeline=pipeline,
             source=source,
             sha256=sha256,
-            size=None if raw.get('size') is None else int(raw['size']),
+            size=size,
             license_id=str(raw['license']),
             input_size=(height, width),
             labels=tuple(str(label) for label in (raw.get('labels') or ())),
@@ -233,58 +237,31 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def recorded_sha256_path(path: Path) -> Path:
-    """Return the side file holding the SHA-256 recorded when a model was first downloaded."""
-    path = Path(path)
-    return path.with_name(path.name + '.sha256')
-
-
-def _recorded_sha256(path: Path) -> Optional[str]:
-    """Read the recorded SHA-256 next to a model, if any."""
-    try:
-        value = recorded_sha256_path(path).read_text(encoding='ascii').split()[0].lower()
-    except (OSError, IndexError, UnicodeDecodeError):
-        return None
-    return value if _SHA256_RE.match(value) else None
-
-
 def _fetch_hint(name: str) -> str:
     """Return the commands that fetch a model, for error messages."""
     return (f'`ros2 run {PACKAGE_NAME} fetch_models {name}` '
-            f'or `python3 -m {PACKAGE_NAME}.model_catalog fetch {name}`')
+            f'or `python3 -m {PACKAGE_NAME}.engine.model_catalog fetch {name}`')
 
 
-def verify(path: Path, entry: ModelEntry) -> str:
-    """
-    Check a model file against its expected size and SHA-256 and return the actual hash.
-
-    The expected value is the manifest's; for models whose publisher gives none, it is the
-    value recorded at first download. Without either, the file must at least be a TFLite
-    flatbuffer, so an HTML error page saved by a captive portal is never taken for a model.
-    """
-    path = Path(path)
+def _mismatch(path: Path, entry: ModelEntry) -> Optional[str]:
+    """Say how a file differs from the manifest's size and SHA-256, or return None."""
     size = path.stat().st_size
-    if entry.size is not None and size != entry.size:
-        raise ModelChecksumError(
-            f"Model '{entry.name}' at {path} has {size} bytes but {entry.size} were expected "
-            f'(an interrupted download?); delete it and fetch it again with '
-            f'{_fetch_hint(entry.name)}.')
+    if size != entry.size:
+        return f'has {size} bytes but {entry.size} were expected'
     actual = sha256_of(path)
-    expected = entry.sha256 or _recorded_sha256(path)
-    if expected is not None:
-        if actual != expected:
-            raise ModelChecksumError(
-                f"Model '{entry.name}' at {path} has sha256 {actual} but {expected} was "
-                f'expected; delete it and fetch it again with {_fetch_hint(entry.name)}.')
-        return actual
-    with open(path, 'rb') as stream:
-        header = stream.read(8)
-    if header[4:8] != _TFLITE_IDENTIFIER:
+    if actual != entry.sha256:
+        return f'has sha256 {actual} but {entry.sha256} was expected'
+    return None
+
+
+def verify(path: Path, entry: ModelEntry) -> None:
+    """Check an installed model file against the size and SHA-256 of its manifest entry."""
+    path = Path(path)
+    problem = _mismatch(path, entry)
+    if problem is not None:
         raise ModelChecksumError(
-            f"Model '{entry.name}' at {path} (sha256 {actual}) is not a TFLite file, so it "
-            f'cannot be the expected model; delete it and fetch it again with '
+            f"Model '{entry.name}' at {path} {problem}; delete it and fetch it again with "
             f'{_fetch_hint(entry.name)}.')
-    return actual
 
 
 def _unknown_name_error(name: str, known: Iterable[str]) -> ModelNotFoundError:
@@ -404,27 +381,62 @@ def _download_url(entry: ModelEntry, dest: Path, out: BinaryIO,
         f'place the file by hand at {dest}.')
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write a small text file through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
+def _mirror_location(entry: ModelEntry, mirror: str) -> str:
+    """Return where a mirror (a folder or a base URL) holds a model's file."""
+    if mirror.startswith(_URL_SCHEMES):
+        return mirror.rstrip('/') + '/' + urllib.parse.quote(entry.file)
+    return str(Path(mirror).expanduser() / entry.file)
+
+
+def _copy_from_mirror(entry: ModelEntry, location: str, out: BinaryIO,
+                      timeout: float) -> bool:
+    """Copy a model from its mirror location; return False if the mirror does not hold it."""
+    if not location.startswith(_URL_SCHEMES):
+        try:
+            with open(location, 'rb') as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ModelDownloadError(
+                f"Model '{entry.name}' could not be read from the mirror at {location} "
+                f'({exc.strerror or exc}).') from exc
+        return True
     try:
-        with os.fdopen(fd, 'w', encoding='ascii') as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with urllib.request.urlopen(location, timeout=timeout) as response:
+            shutil.copyfileobj(response, out, _CHUNK)
+        return True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        why = f'the server answered HTTP {exc.code}'
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, FileNotFoundError):  # file:// URL of a missing file
+            return False
+        why = f'it could not be reached ({exc.reason})'
+    except (OSError, http.client.HTTPException) as exc:
+        why = f'it could not be reached ({exc or type(exc).__name__})'
+    raise ModelDownloadError(
+        f"Model '{entry.name}' could not be downloaded from the mirror at {location} "
+        f'because {why}.')
 
 
 def fetch(name: str, directory: Optional[Path] = None,
-          timeout: float = DEFAULT_TIMEOUT) -> Path:
+          timeout: float = DEFAULT_TIMEOUT, mirror: Optional[str] = None) -> Path:
     """
-    Download or extract a model into the cache directory and return its verified path.
+    Install a model into the cache directory and return its verified path.
 
-    A present, valid file is kept as is. New files are written to a temporary file in the
-    same directory and renamed into place, so a reader never sees half a model.
+    The file comes from ``mirror`` (a folder or a base URL holding the files under their
+    manifest names) when it holds it, else from the model's source. A present, valid file is
+    kept as is. New files are written to a temporary file in the same directory, checked
+    against the manifest's size and SHA-256 and only then renamed into place, so a reader
+    never sees half a model and a wrong copy leaves nothing behind.
     """
     entry = _lookup(name)
+    if mirror is not None and not os.fspath(mirror).startswith(_URL_SCHEMES) \
+            and not Path(mirror).expanduser().is_dir():
+        raise ModelDownloadError(f'The mirror {mirror} is neither a folder nor an http(s) or '
+                                 'file URL.')
     directory = Path(directory if directory is not None else model_dir())
     dest = directory / entry.file
     if dest.is_file():
@@ -438,17 +450,23 @@ def fetch(name: str, directory: Optional[Path] = None,
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, 'wb') as out:
-            if entry.source.kind == 'pypi_wheel':
-                _extract_member(entry, dest, out)
-            else:
-                _download_url(entry, dest, out, timeout)
+            origin = None if mirror is None else _mirror_location(entry, os.fspath(mirror))
+            if origin is None or not _copy_from_mirror(entry, origin, out, timeout):
+                out.seek(0)
+                out.truncate()
+                if entry.source.kind == 'pypi_wheel':
+                    origin = f'the wheel {entry.source.package}=={entry.source.version}'
+                    _extract_member(entry, dest, out)
+                else:
+                    origin = str(entry.source.url)
+                    _download_url(entry, dest, out, timeout)
             out.flush()
             os.fsync(out.fileno())
+        problem = _mismatch(tmp, entry)
+        if problem is not None:
+            raise ModelChecksumError(
+                f"Model '{entry.name}' from {origin} {problem}, so it was not installed.")
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; models are plain readable data.
-        actual = verify(tmp, entry)
-        if entry.sha256 is None:
-            # No published hash: record this one so later loads detect any change.
-            _atomic_write_text(recorded_sha256_path(dest), f'{actual}  {entry.file}\n')
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -487,6 +505,9 @@ def _build_parser() -> argparse.ArgumentParser:
                             'models are missing afterwards')
     fetch_cmd.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT,
                            help='seconds to wait for a model host (default: %(default)s)')
+    fetch_cmd.add_argument('--mirror', metavar='DIR_OR_URL', default=None,
+                           help='a folder or base URL holding model files under their '
+                                'manifest names; files it lacks come from their source')
     commands.add_parser('list', help='list the known models and whether they are present')
     return parser
 
@@ -506,7 +527,8 @@ def _run_fetch(args: argparse.Namespace, manifest: dict[str, ModelEntry],
     failed = []
     for name in names:
         try:
-            path = fetch(name, directory=directory, timeout=args.timeout)
+            path = fetch(name, directory=directory, timeout=args.timeout,
+                         mirror=args.mirror)
         except ModelCatalogError as exc:
             failed.append(name)
             print(str(exc), file=sys.stderr)
