@@ -16,7 +16,7 @@
 
 import os
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
@@ -29,6 +29,8 @@ from ros_harness import domain_id, Probe, ros_environment, STARTED
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
 LEGACY_MODELS = ('selfie_segmentation', 'selfie_segmentation_landscape')
+# Official model files beside the checkout (CI); a fresh clone may not have them.
+MODEL_MIRROR = Path(__file__).resolve().parents[2] / 'shared' / 'models'
 
 
 def read_frames(name: str, indices: List[int]) -> List[np.ndarray]:
@@ -63,6 +65,31 @@ def street_frames() -> List[np.ndarray]:
 def legacy_models() -> Dict[str, Path]:
     """Resolve the legacy selfie models, fetched by ``make models``."""
     return {name: model_catalog.resolve_model(name) for name in LEGACY_MODELS}
+
+
+@pytest.fixture(scope='session')
+def tasks_model() -> Callable[[str], Path]:
+    """
+    Return a function giving the verified path of an official Tasks model by short name.
+
+    A model not yet in the cache is fetched (from ../shared/models when present, else from its
+    URL); where that fails the calling test is skipped with a reason naming the file.
+    """
+    missing: Dict[str, str] = {}
+
+    def get(name: str) -> Path:
+        if name not in missing:
+            try:
+                return model_catalog.resolve_model(name)
+            except model_catalog.ModelNotFoundError:
+                pass
+            mirror = str(MODEL_MIRROR) if MODEL_MIRROR.is_dir() else None
+            try:
+                return model_catalog.fetch(name, mirror=mirror, timeout=10.0)
+            except model_catalog.ModelDownloadError as exc:
+                missing[name] = str(exc)
+        pytest.skip('No model file %s.tflite: %s' % (name, missing[name]))
+    return get
 
 
 @pytest.fixture(scope='session')
