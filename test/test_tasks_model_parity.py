@@ -70,7 +70,7 @@ def test_deeplab_finds_people_in_the_sample_frames(tasks_model, megamind_frames)
 
 
 def _rotated_reference(checker, image, rotation):
-    """MediaPipe's masks of a rotated run, turned back to the input's orientation."""
+    """Return the masks of MediaPipe's rotated run, turned back to the input's orientation."""
     height, width = image.shape[:2]
     expected = checker.reference.segment(mediapipe_input(image),
                                          ImageProcessingOptions(rotation_degrees=rotation))
@@ -128,7 +128,7 @@ def test_hair_rotation_turns_the_frame_upright_where_mediapipe_ignores_it(size, 
 def test_hair_model_alpha_channel_is_zeroed_like_mediapipe(tasks_model, megamind_frames,
                                                            oracle):
     """
-    MediaPipe zeroes the hair model's 4th ("previous mask") input channel, whatever it holds.
+    The hair model's 4th ("previous mask") input channel is zeroed, as MediaPipe does.
 
     RGB, and RGBA with any alpha, give MediaPipe's masks; the raw model does react to that
     channel, so a segmenter that passed alpha through would fail here.
