@@ -16,7 +16,13 @@ unexport ROS_LOCALHOST_ONLY
 
 .PHONY: setup models videos demo test test-noble bench clean
 
-setup: $(VENV)/.installed models videos
+setup: $(VENV)/.installed models videos install/.built
+
+# ros2 launch / ros2 run: the launch stack from ../shared/ros2-jazzy-src (or a sourced ROS) and
+# the package in a colcon install space (`source install/setup.bash`).
+install/.built: $(VENV)/.installed tools/install_ros_launch.sh setup.py package.xml $(wildcard launch/*)
+	tools/install_ros_launch.sh $(VENV) ../shared/ros2-jazzy-src
+	touch $@
 
 $(VENV)/.installed: requirements.txt requirements-ros.txt requirements-test.txt setup.py
 	python3 -m venv $(VENV)
