@@ -16,33 +16,19 @@
 Launch one image_segmenter node per camera, each under the camera's namespace.
 
 ros2 launch image_segmenter_ros multi_camera.launch.py cameras:=front,rear
-Camera ``front`` reads /front/image_raw and publishes /front/category_mask, and so on. Each
-camera is image_segmenter.launch.py with its namespace; its other arguments (params_file,
-model, running_mode, use_sim_time, log_level) pass through to every camera.
+Camera ``front`` reads /front/image_raw and publishes /front/category_mask, and so on. The
+other arguments are those of image_segmenter.launch.py and apply to every camera.
 """
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
+from image_segmenter_ros.node.launch_actions import camera_names, node_action, node_arguments
 from launch import LaunchDescription
-from launch.actions import (DeclareLaunchArgument, GroupAction, IncludeLaunchDescription,
-                            OpaqueFunction)
-from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
 
 def _cameras(context):
-    single = os.path.join(get_package_share_directory('image_segmenter_ros'), 'launch',
-                          'image_segmenter.launch.py')
-    cameras = [name.strip() for name in
-               LaunchConfiguration('cameras').perform(context).split(',') if name.strip()]
-    # One scope per camera, so each include sees its own namespace.
-    image_topic = LaunchConfiguration('image_topic')
-    return [
-        GroupAction([IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(single),
-            launch_arguments={'namespace': camera, 'image_topic': image_topic}.items())])
-        for camera in cameras]
+    return [node_action(context, camera)
+            for camera in camera_names(LaunchConfiguration('cameras').perform(context))]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -50,8 +36,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'cameras', default_value='front,rear',
             description='Comma-separated camera namespaces, one node each.'),
-        DeclareLaunchArgument(
-            'image_topic', default_value='image_raw',
-            description='Camera topic, relative to each camera namespace.'),
+        *node_arguments(image_topic_default='image_raw'),
         OpaqueFunction(function=_cameras),
     ])
