@@ -17,30 +17,45 @@ rosbag2 files (sqlite3 or mcap) in and out, holding rclpy messages as real CDR b
 
 Reading and writing go through the pure-Python ``rosbags`` library, messages through rclpy's
 own serialization, so a bag written here plays in ``ros2 bag`` and the node sees exactly the
-messages a recording would give it. A bag is written under a temporary name and renamed when
-complete: an interrupted or failed run never leaves something that looks like a finished bag.
+messages a recording would give it. A bag is complete once its ``metadata.yaml`` is written,
+last: a bag without it was never closed. Recordings are written in place and flushed every
+half second, so a crash loses at most that; other bags are written under a temporary name and
+renamed when complete.
+
+A bag cut short (never closed, or its file truncated) is still read: every complete message
+up to the cut, found by walking the MCAP records (the summary at its end may be missing) or
+from the sqlite3 rows committed (a journal left behind is rolled back first).
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 import heapq
 import importlib
 from io import BytesIO
 import mmap
+import os
 from pathlib import Path
 import shutil
+import sqlite3
 import struct
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import zlib
 
+import apsw
 from rclpy.duration import Duration
 from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile,
                        QoSReliabilityPolicy)
 from rclpy.serialization import deserialize_message, serialize_message
-from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
-                                QosReliability, QosTime)
+from rosbags.interfaces import (Connection, ConnectionExtRosbag2, Qos, QosDurability,
+                                QosHistory, QosLiveliness, QosReliability, QosTime)
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.metadata import ReaderMetadata
 from rosbags.rosbag2.reader import DirectoryReader
-from rosbags.rosbag2.storage_mcap import ChunkInfo, McapReader, McapWriter, Msg, msgsrc
+from rosbags.rosbag2.storage_mcap import (Channel, ChunkInfo, decompress, get_msgdef, get_qos,
+                                          McapReader, McapWriter, Msg, msgsrc, read_bytes,
+                                          read_string, Schema)
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader, Sqlite3Writer
 from rosbags.typesys import get_typestore, Stores
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -65,8 +80,10 @@ def _mapped_chunk(chunk: ChunkInfo, data: memoryview, channels: Dict[int, Connec
     yield Msg(chunk.message_start_time, 0, None, None)  # heapq.merge reads no further yet
     begin = chunk.chunk_start_offset + 9 + 40  # op, length, times, size, crc, '', size
     records = data[begin:begin + chunk.uncompressed_size]
-    (crc,) = struct.unpack_from('<I', data, chunk.chunk_start_offset + 9 + 24)
-    if len(records) != chunk.uncompressed_size or (crc and zlib.crc32(records) != crc):
+    # A chunk cut short is read up to its last complete record: its checksum is of the whole.
+    size, crc = struct.unpack_from('<QI', data, chunk.chunk_start_offset + 9 + 16)
+    if len(records) != chunk.uncompressed_size or (
+            crc and size == len(records) and zlib.crc32(records) != crc):
         raise ReaderError('Chunk at offset %d is truncated or corrupt.' % chunk.chunk_start_offset)
     messages = []
     offset = 0
@@ -124,6 +141,139 @@ class _MappedMcapReader(McapReader):
                 yield connection, timestamp, data
 
 
+class _RecoveredMcapReader(_MappedMcapReader):
+    """
+    An MCAP file read without its summary: complete chunks found by walking the records.
+
+    A file that was never closed (or was truncated) ends anywhere, possibly inside a chunk.
+    Every chunk whose records are all there is read whole; of the chunk cut short, the
+    message records that end before the cut (if it is uncompressed); nothing after the first
+    record that is cut or invalid. ``cut_at`` is that record's offset, None if the file
+    reached its data end.
+    """
+
+    def _open(self) -> None:
+        data = memoryview(mmap.mmap(self.bio.fileno(), 0, access=mmap.ACCESS_READ)) \
+            if os.fstat(self.bio.fileno()).st_size else memoryview(b'')
+        if bytes(data[:8]) != b'\x89MCAP0\r\n' or len(data) < 17 or data[8] != 0x01:
+            raise ReaderError('not an MCAP file, or cut before its first record.')
+        (length,) = struct.unpack_from('<Q', data, 9)
+        offset = self.data_start = 17 + length
+        self.cut_at: Optional[int] = None
+        self.size = len(data)
+        counts: Dict[int, int] = defaultdict(int)
+        while True:
+            if offset + _RECORD.size > len(data):  # the file ends here, or in the header
+                self.cut_at = None if offset == len(data) else (
+                    offset if offset < len(data) else 8)
+                break
+            op, length = _RECORD.unpack_from(data, offset)
+            if op in (0x0F, 0x02):  # data end, footer: the summary follows, all is read
+                break
+            end = offset + _RECORD.size + length
+            if op == 0x06:
+                chunk, complete = self._chunk(data, offset, end)
+                if chunk is not None:
+                    self.chunks.append(chunk)
+                    for channel, count in chunk.channel_count.items():
+                        counts[channel] += count
+                if not complete:
+                    self.cut_at = offset
+                    break
+            elif end > len(data) or op not in _KNOWN_OPS or not self._record(
+                    op, data[offset + _RECORD.size:end]):
+                self.cut_at = offset
+                break
+            offset = end
+        self.data_end = offset
+        start = min((chunk.message_start_time for chunk in self.chunks), default=0)
+        stop = max((chunk.message_end_time for chunk in self.chunks), default=0)
+        total = sum(counts.values())
+        self.connections = [c._replace(msgcount=counts.get(c.id, 0)) for c in self.connections]
+        self.metadata = ReaderMetadata(stop - start + 1 if total else 0,
+                                       start if total else 2**63 - 1, stop + 1 if total else 0,
+                                       total, None, None, None, None)
+
+    def _chunk(self, data: memoryview, offset: int,
+               end: int) -> Tuple[Optional[ChunkInfo], bool]:
+        """
+        Return the readable part of the chunk at ``offset`` and whether it is complete.
+
+        The part is None when it holds no message.
+        """
+        head = offset + _RECORD.size
+        if head + 28 + 4 > len(data):
+            return None, False
+        size, crc = struct.unpack_from('<QI', data, head + 16)
+        (name_length,) = struct.unpack_from('<I', data, head + 28)
+        begin = head + 32 + name_length + 8
+        if begin > min(end, len(data)):
+            return None, False
+        compression = bytes(data[head + 32:begin - 8]).decode(errors='replace')
+        (stored,) = struct.unpack_from('<Q', data, begin - 8)
+        complete = end <= len(data) and begin + stored == end
+        if compression:  # only a whole compressed chunk can be read
+            if not complete:
+                return None, False
+            try:
+                records = memoryview(decompress(bytes(data[begin:end]), compression, size, crc))
+            except (ReaderError, ValueError, RuntimeError, OSError):
+                return None, False
+        else:
+            records = data[begin:min(begin + stored, end, len(data))]
+            complete = complete and size == stored
+            if complete and crc and zlib.crc32(records) != crc:
+                return None, False
+        counts: Dict[int, int] = defaultdict(int)
+        times: List[int] = []
+        position = 0
+        while position + _RECORD.size <= len(records):
+            op, length = _RECORD.unpack_from(records, position)
+            body = records[position + _RECORD.size:position + _RECORD.size + length]
+            if len(body) < length or (op == 0x05 and length < 22) or (
+                    op != 0x05 and not self._record(op, body)):
+                break
+            if op == 0x05:
+                channel, _, log_time = _MESSAGE_START.unpack_from(body)
+                counts[channel] += 1
+                times.append(log_time)
+            position += _RECORD.size + length
+        complete = complete and position == len(records)
+        if not counts or (compression and not complete):
+            return None, complete
+        return ChunkInfo(min(times), max(times), offset, end - offset, {}, 0, compression,
+                         stored, size if compression else position, dict(counts)), complete
+
+    def _record(self, op: int, body: memoryview) -> bool:
+        """Take in a schema or channel record; False if it is invalid."""
+        if op not in (0x03, 0x04):
+            return True
+        record = BytesIO(body)
+        try:
+            (key,) = struct.unpack('<H', record.read(2))
+            if op == 0x03:
+                self.schemas[key] = Schema(key, read_string(record), read_string(record),
+                                           read_string(record))
+                return True
+            (schema_id,) = struct.unpack('<H', record.read(2))
+            schema = self.schemas.get(schema_id)
+            channel = self.channels[key] = Channel(
+                key, schema.name if schema else '__schemaless__', read_string(record),
+                read_string(record), read_bytes(record))
+        except (ReaderError, struct.error, UnicodeDecodeError):
+            return False
+        if all(c.id != key for c in self.connections):
+            self.connections.append(Connection(
+                key, channel.topic, channel.schema, get_msgdef(schema), '', 0,
+                ConnectionExtRosbag2(channel.message_encoding, get_qos(channel.metadata)), self))
+        return True
+
+
+# Schema, channel, chunk, message index, attachment, metadata and the summary's records. Messages
+# outside chunks (which no rosbag2 writer makes) end the readable part.
+_KNOWN_OPS = {0x03, 0x04, 0x06, 0x07, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E}
+
+
 class _DirectMcapWriter(McapWriter):
     """
     rosbags' MCAP storage writer, minus four copies of every large message.
@@ -165,6 +315,21 @@ class _DirectMcapWriter(McapWriter):
         self.message_end_time = max(timestamp, self.message_end_time)
         self.channel_stats[connection.id] += 1
 
+    def flush(self) -> None:
+        """Write the pending chunk and hand everything to the system: readable from now on."""
+        if self.chunk.bio.tell():
+            self.close_chunk()
+        self.bio.flush()
+        os.fsync(self.bio.fileno())
+
+
+class _Sqlite3Writer(Sqlite3Writer):
+    """rosbags' sqlite3 storage writer, committing when flushed instead of only at the end."""
+
+    def flush(self) -> None:
+        """Commit the rows written so far: a crash later rolls back to here."""
+        self.conn.commit()
+
 
 class _DirectoryReader(DirectoryReader):
     """The rosbags reader of bag folders, with MCAP files read by _MappedMcapReader."""
@@ -182,7 +347,14 @@ class _Reader(Reader):
 class _Writer(Writer):
     """The rosbags writer, with MCAP files written by _DirectMcapWriter."""
 
-    STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _DirectMcapWriter}
+    STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: _DirectMcapWriter,
+                       StoragePlugin.SQLITE3: _Sqlite3Writer}
+
+
+class _RecoveringReader(Reader):
+    """The rosbags reader of one storage file, an MCAP file read without its summary."""
+
+    STORAGE_PLUGINS = {'.mcap': _RecoveredMcapReader, '.db3': Sqlite3Reader}
 
 
 class BagError(Exception):
@@ -238,15 +410,55 @@ class BagMessage:
     msgtype: str
 
 
+def storage_files(path: Path) -> List[Path]:
+    """Return the storage files of a bag: the file itself, or those in its folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    return sorted(f for f in path.iterdir() if f.suffix in ('.mcap', '.db3')) \
+        if path.is_dir() else []
+
+
+def is_complete(path: Path) -> bool:
+    """Return whether a bag folder was closed: its metadata.yaml is written last."""
+    return (Path(path) / 'metadata.yaml').is_file()
+
+
+def _roll_back(database: Path) -> bool:
+    """
+    Bring a sqlite3 file left by a crash to its last commit; return whether there was work.
+
+    The journal (or write-ahead log) beside it holds what the crash left unfinished;
+    sqlite3 rolls it back (or in) when the file is next opened for writing.
+    """
+    leftovers = [database.with_name(database.name + end) for end in ('-journal', '-wal')]
+    if not any(f.exists() for f in leftovers):
+        return False
+    connection = sqlite3.connect(str(database))
+    try:
+        connection.execute('SELECT count(*) FROM sqlite_master').fetchall()
+        if database.with_name(database.name + '-wal').exists():
+            connection.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+    finally:
+        connection.close()
+    return True
+
+
 class BagReader:
-    """An open rosbag2 of either storage (directory, ``.mcap`` or ``.db3``), detected."""
+    """
+    An open rosbag2 of either storage (directory, ``.mcap`` or ``.db3``), detected.
+
+    A bag cut short is read up to the cut; ``cut_short`` then says so in one sentence (with
+    the number of complete messages), and is None for a complete bag.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.cut_short: Optional[str] = None
         try:
-            self._reader = _Reader(self.path)
-            self._reader.open()
-        except (FileNotFoundError, ReaderError, OSError, ValueError, KeyError) as error:
+            self._reader = self._open()
+        except (FileNotFoundError, ReaderError, OSError, ValueError, KeyError,
+                sqlite3.Error, apsw.Error) as error:
             raise BagError('Cannot open bag %s: %s' % (self.path, error)) from None
         self.topics: Dict[str, str] = {}
         self.connections: Dict[str, List[Connection]] = {}
@@ -254,6 +466,44 @@ class BagReader:
             self.topics[connection.topic] = connection.msgtype
             self.connections.setdefault(connection.topic, []).append(connection)
         self._classes: Dict[str, type] = {}
+
+    def _open(self) -> Reader:
+        """Open the bag as it is; if it is cut short, its storage file up to the cut."""
+        if not self.path.exists():
+            raise FileNotFoundError('no such file or folder')
+        files = storage_files(self.path)
+        reasons = []
+        if self.path.is_dir() and not is_complete(self.path):
+            reasons.append('never closed: no metadata.yaml')
+        if any(_roll_back(f) for f in files if f.suffix == '.db3'):
+            reasons.append('its unfinished sqlite3 transaction was rolled back')
+        failure = None
+        if not reasons:
+            reader = _Reader(self.path)
+            try:
+                reader.open()
+                return reader
+            except (ReaderError, OSError, ValueError, KeyError, struct.error) as error:
+                if len(files) != 1:
+                    raise
+                failure = str(error).rstrip('.')
+        if len(files) != 1:
+            raise ReaderError('%s, and it has %s storage file (.mcap or .db3)' % (
+                reasons[0], 'no' if not files else 'more than one'))
+        reader = _RecoveringReader(files[0])
+        reader.open()
+        storage = reader.storage
+        if isinstance(storage, _RecoveredMcapReader):
+            if storage.cut_at is not None:
+                reasons.append('%s ends in a record cut at byte %d of %d' % (
+                    files[0].name, storage.cut_at, storage.size))
+            elif failure:
+                reasons.append('%s has no valid summary or footer' % files[0].name)
+        elif failure:
+            reasons.append(failure)
+        self.cut_short = 'Bag %s was cut short (%s): reading its %d complete messages.' % (
+            self.path, '; '.join(reasons), reader.message_count)
+        return reader
 
     @property
     def storage(self) -> str:
@@ -296,7 +546,8 @@ class BagReader:
                 yield BagMessage(connection.topic, indices[connection.topic], timestamp,
                                  raw if views else bytes(raw), connection.msgtype)
                 indices[connection.topic] += 1
-        except (ReaderError, OSError, ValueError, KeyError, EOFError, struct.error) as error:
+        except (ReaderError, OSError, ValueError, KeyError, EOFError, struct.error,
+                apsw.Error) as error:
             raise BagError('Cannot read bag %s after message %d of %s: %s' % (
                 self.path, max(indices.values(), default=0), ', '.join(topics), error)) from None
 
@@ -332,27 +583,47 @@ def refuse_existing(path: Path, force: bool) -> None:
         raise BagError('Output %s exists already; pass --force to overwrite it.' % path)
 
 
+def _remove(path: Path) -> None:
+    """Remove a bag (folder or file) if there is one."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
 class BagWriter:
     """
-    A rosbag2 being written under a temporary name, renamed to ``path`` by ``close()``.
+    A rosbag2 being written; complete once ``close()`` wrote its metadata.yaml.
 
-    ``abort()`` (or leaving the ``with`` block with an exception) removes it, so a failed run
-    leaves no bag; with ``force`` an existing bag at ``path`` is replaced only at the end.
+    By default the bag is written under a temporary name and renamed to ``path`` by
+    ``close()``; ``abort()`` (or leaving the ``with`` block with an exception) removes it, so
+    a failed run leaves no bag, and with ``force`` an existing bag at ``path`` is replaced
+    only at the end. ``in_place`` writes at ``path`` from the start instead (an existing bag
+    is removed first), flushing every ``FLUSH_SECONDS``: a crash leaves an unfinished bag
+    there that holds every message written until the last flush, read as a bag cut short.
     """
 
-    def __init__(self, path: Path, storage: str = 'mcap', force: bool = False):
+    FLUSH_SECONDS = 0.5
+
+    def __init__(self, path: Path, storage: str = 'mcap', force: bool = False,
+                 in_place: bool = False):
         self.path = Path(path)
         refuse_existing(self.path, force)
-        self._staging = self.path.parent / ('.%s.partial' % self.path.name)
-        shutil.rmtree(self._staging, ignore_errors=True)
-        self._staging.mkdir(parents=True)
+        self._staging = None if in_place else self.path.parent / ('.%s.partial' % self.path.name)
+        if in_place:
+            _remove(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging.mkdir(parents=True)
         # Inside the staging folder the bag already has its final name, so the storage file
         # and metadata.yaml need no rewriting when the folder is moved.
-        self._writer = _Writer(self._staging / self.path.name, version=Writer.VERSION_LATEST,
-                               storage_plugin=STORAGES[storage])
+        self._writer = _Writer(self.path if in_place else self._staging / self.path.name,
+                               version=Writer.VERSION_LATEST, storage_plugin=STORAGES[storage])
         self._writer.open()
         self._mcap = storage == 'mcap'
         self._connections: Dict[str, Connection] = {}
+        self._flushed = time.monotonic()
 
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = (),
                   like: Optional[Connection] = None) -> None:
@@ -380,22 +651,42 @@ class BagWriter:
         """
         data = parts[0] if len(parts) == 1 else parts if self._mcap else b''.join(parts)
         self._writer.write(self._connections[topic], timestamp_ns, data)
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """Flush a bag written in place if ``FLUSH_SECONDS`` passed since the last flush."""
+        if self._staging is None and time.monotonic() - self._flushed >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make everything written so far readable after a crash (on disk, committed)."""
+        self._writer.storage.flush()
+        self._flushed = time.monotonic()
 
     def write(self, topic: str, timestamp_ns: int, message: Any) -> None:
         """Serialize an rclpy message with rclpy (real CDR) and store it."""
         self.write_raw(topic, timestamp_ns, serialize_message(message))
 
     def close(self) -> None:
-        """Finish the bag and give it its final name."""
+        """Finish the bag (summary, metadata.yaml) and give it its final name."""
         self._writer.close()
-        if self.path.exists():
-            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
-        (self._staging / self.path.name).rename(self.path)
-        self._staging.rmdir()
+        if self._staging is not None:
+            _remove(self.path)
+            (self._staging / self.path.name).rename(self.path)
+            self._staging.rmdir()
+
+    def leave_unfinished(self) -> None:
+        """Flush and stop writing, leaving the bag unfinished (to be resumed or repaired)."""
+        self.flush()
+        self._writer.abort()
 
     def abort(self) -> None:
         """Drop everything written so far."""
-        shutil.rmtree(self._staging, ignore_errors=True)
+        try:
+            self._writer.abort()
+        finally:
+            shutil.rmtree(self.path if self._staging is None else self._staging,
+                          ignore_errors=True)
 
     def __enter__(self) -> 'BagWriter':
         return self

@@ -20,6 +20,10 @@ soon as a publisher appears, with QoS matching the publishers (reliable and tran
 only when every publisher offers it), and stores the CDR bytes as they arrive, stamped with
 the receive time. It stops on SIGINT or SIGTERM, after ``--duration`` seconds, or once
 ``--count`` messages were stored, and always finishes the bag it was writing.
+
+The bag is written at OUTPUT from the start and flushed to disk every half second, so a
+crash, ``kill -9`` or power cut loses at most the last half second: the tools read such a
+bag (it has no metadata.yaml yet) as cut short, and ``repair_bag`` completes it.
 """
 
 import argparse
@@ -62,31 +66,34 @@ def record(output: Path, topics: Sequence[str], duration: Optional[float] = None
     stored = dict.fromkeys(topics, 0)
     subscriptions = {}
     deadline = None if duration is None else time.monotonic() + duration
-    with BagWriter(output, storage, force) as writer:
-        def store(topic: str):
-            def callback(raw: bytes) -> None:
-                writer.write_raw(topic, time.time_ns(), raw)
-                stored[topic] += 1
-            return callback
-        try:
-            while (deadline is None or time.monotonic() < deadline) and (
-                    count is None or sum(stored.values()) < count):
-                for topic in topics:
-                    if topic in subscriptions:
-                        continue
-                    infos = node.get_publishers_info_by_topic(topic)
-                    if not infos:
-                        continue
-                    qos = _matching_qos(infos)
-                    writer.add_topic(topic, infos[0].topic_type, [qos_to_bag(qos)])
-                    subscriptions[topic] = node.create_subscription(
-                        message_class(infos[0].topic_type), topic, store(topic), qos, raw=True)
-                executor.spin_once(timeout_sec=0.05)
-        except KeyboardInterrupt:
-            pass  # the normal way to stop recording: the bag is finished below
-        finally:
-            executor.shutdown()
-            node.destroy_node()
+    writer = BagWriter(output, storage, force, in_place=True)
+
+    def store(topic: str):
+        def callback(raw: bytes) -> None:
+            writer.write_raw(topic, time.time_ns(), raw)
+            stored[topic] += 1
+        return callback
+    try:
+        while (deadline is None or time.monotonic() < deadline) and (
+                count is None or sum(stored.values()) < count):
+            for topic in topics:
+                if topic in subscriptions:
+                    continue
+                infos = node.get_publishers_info_by_topic(topic)
+                if not infos:
+                    continue
+                qos = _matching_qos(infos)
+                writer.add_topic(topic, infos[0].topic_type, [qos_to_bag(qos)])
+                subscriptions[topic] = node.create_subscription(
+                    message_class(infos[0].topic_type), topic, store(topic), qos, raw=True)
+            executor.spin_once(timeout_sec=0.05)
+            writer.flush_if_due()  # also when nothing came since the last message
+    except KeyboardInterrupt:
+        pass  # the normal way to stop recording: the bag is finished below
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        writer.close()  # whatever stopped the recording, what it holds is kept
     return stored
 
 
