@@ -115,3 +115,26 @@ def test_multiclass_runs_leave_rounding_traps_to_the_per_pixel_loop(scores, out_
     numpy = postprocessing.category_mask_vectorized(tensor, Activation.NONE, out_width,
                                                     out_height)
     np.testing.assert_array_equal(compiled, numpy)
+
+
+@pytest.mark.skipif(not postprocessing.COMPILED, reason='numba is not installed')
+@pytest.mark.parametrize('activation', list(Activation))
+@pytest.mark.parametrize('classes', [1, 2, 21])
+def test_compiled_confidence_planes_equal_numpy(activation, classes, monkeypatch):
+    """Class planes by the compiled pass, bit for bit those of moveaxis and NumPy's activation."""
+    rng = np.random.default_rng(classes)
+    tensor = (rng.normal(size=(37, 53, classes)) * 20).astype(np.float32)
+    spots = rng.random(tensor.shape) < 0.02
+    tensor[spots] = rng.choice(np.float32([np.nan, np.inf, -np.inf, 1e30, -1e30]),
+                               size=int(spots.sum()))
+    with np.errstate(invalid='ignore', over='ignore'):
+        compiled = postprocessing.confidence_planes(tensor, activation)
+        monkeypatch.setattr(postprocessing, 'COMPILED', False)
+        numpy_path = postprocessing.confidence_planes(tensor, activation)
+        expected = np.moveaxis(tensor, -1, 0).copy()
+        if activation == Activation.SIGMOID:
+            postprocessing.sigmoid(expected)
+        elif activation == Activation.SOFTMAX:
+            postprocessing.softmax_planes(expected)
+    np.testing.assert_array_equal(compiled, expected)
+    np.testing.assert_array_equal(numpy_path, expected)

@@ -97,3 +97,46 @@ def test_image_to_tensor_refuses_an_image_with_fewer_channels_than_the_tensor():
     with pytest.raises(ValueError):
         preprocessing.image_to_tensor(image, np.zeros((4, 4, 4), np.float32), np.float32(1.0),
                                       np.float32(0.0))
+
+
+def rgba_then_resize_and_fill(image, tensor, scale, offset, zero_alpha):
+    """Run MediaPipe's 4-channel path as written: an RGBA copy resized, every channel filled."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.dstack([image, image, image])
+    if image.shape[2] == 3:
+        image = np.concatenate([image, np.zeros(image.shape[:2] + (1,), np.uint8)], axis=2)
+    elif zero_alpha:
+        image = image.copy()
+        image[:, :, 3] = 0
+    pixels = preprocessing.resize_to_tensor(np.ascontiguousarray(image), tensor.shape[1],
+                                            tensor.shape[0])
+    preprocessing.fill_tensor(pixels, tensor, scale, offset)
+
+
+@pytest.mark.parametrize('compiled', [True, False], ids=['compiled', 'numpy'])
+def test_four_channel_tensor_equals_an_rgba_copy_resized(compiled, monkeypatch):
+    """Only channels with data are resized, a BGR view from its own buffer: the same tensor."""
+    if not compiled:
+        monkeypatch.setattr(preprocessing, 'numba', None)
+    elif preprocessing.numba is None:
+        pytest.skip('numba is not installed')
+    rng = np.random.default_rng(4)
+    value_ranges = [(np.float32(1 / 255), np.float32(0), np.float32),
+                    (np.float32(2 / 255), np.float32(-1), np.float32),
+                    (np.float32(1), np.float32(0), np.uint8)]
+    for (width, height), (tensor_width, tensor_height) in itertools.product(
+            [(640, 480), (1280, 720), (301, 199), (20, 24)], [(512, 512), (64, 48)]):
+        rgba = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+        images = [rgba[:, :, :3].copy(), rgba, rgba[:, :, 0].copy(), rgba[:, :, :1].copy(),
+                  rgba[:, :, :3].copy()[:, :, ::-1], rgba[:, :, ::-1]]
+        for image, zero_alpha, (scale, offset, dtype) in itertools.product(
+                images, [True, False], value_ranges):
+            expected = np.zeros((tensor_height, tensor_width, 4), dtype)
+            rgba_then_resize_and_fill(image, expected, scale, offset, zero_alpha)
+            pixels, order = preprocessing.four_channel_pixels(image, tensor_width,
+                                                              tensor_height, zero_alpha)
+            actual = np.full_like(expected, 7)
+            preprocessing.fill_four_channel_tensor(pixels, order, actual, scale, offset)
+            np.testing.assert_array_equal(actual, expected)

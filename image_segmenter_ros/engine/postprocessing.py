@@ -52,29 +52,77 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
     return np.reciprocal(values, out=values)
 
 
-def softmax_planes(planes: np.ndarray) -> np.ndarray:
+def softmax_planes(planes: np.ndarray, max_subtracted: bool = False) -> np.ndarray:
     """
     Stable softmax across class planes (classes, h, w) in float32, in place.
 
     Per pixel the same operations in the same order as over the last axis of (h, w, classes):
-    subtract the maximum, exponentiate, sum the classes in order, divide. Across planes every
-    step is a contiguous element-wise pass; along a short last axis NumPy is ten times slower.
+    subtract the maximum (unless done already), exponentiate, sum the classes in order,
+    divide. Across planes every step is a contiguous element-wise pass; along a short last
+    axis NumPy is ten times slower.
     """
-    planes -= np.maximum.reduce(planes, axis=0)
+    if not max_subtracted:
+        planes -= np.maximum.reduce(planes, axis=0)
     np.exp(planes, out=planes)
     planes /= np.add.reduce(planes, axis=0)
     return planes
 
 
-def confidence_masks(tensor: np.ndarray, activation: Activation, width: int,
-                     height: int) -> List[np.ndarray]:
-    """One float32 mask per class at the output size; the activation at tensor resolution."""
-    planes = np.moveaxis(tensor, -1, 0).copy()
+def _planes_from_cells(tensor: np.ndarray, subtract_max: bool, planes: np.ndarray) -> None:
+    """
+    Write an (h, w, classes) tensor as class planes, less each cell's maximum if asked.
+
+    One row at a time: the row's cells stay in cache while each plane's row is written in
+    order. A NaN in a cell may be missed by the maximum, but then the softmax's sum, and so
+    every class of that pixel, is NaN either way.
+    """
+    height, width, classes = tensor.shape
+    maximum = np.zeros(width, np.float32)
+    for row in range(height):
+        cells = tensor[row]
+        if subtract_max:
+            for i in range(width):
+                best = cells[i, 0]
+                for k in range(1, classes):
+                    best = max(best, cells[i, k])
+                maximum[i] = best
+        for k in range(classes):
+            line = planes[k, row]
+            for i in range(width):
+                line[i] = cells[i, k] - maximum[i]
+
+
+def confidence_planes(tensor: np.ndarray, activation: Activation,
+                      out: Optional[np.ndarray] = None) -> np.ndarray:
+    """Apply the activation at tensor resolution; return one contiguous plane per class."""
+    planes = np.empty((tensor.shape[2],) + tensor.shape[:2], np.float32) if out is None else out
+    softmax = activation == Activation.SOFTMAX
+    if COMPILED and tensor.shape[2] > 1:
+        _planes_from_cells(tensor, softmax, planes)
+    else:
+        np.copyto(planes, np.moveaxis(tensor, -1, 0))
+        if softmax:
+            planes -= np.maximum.reduce(planes, axis=0)
     if activation == Activation.SIGMOID:
         sigmoid(planes)
-    elif activation == Activation.SOFTMAX:
-        softmax_planes(planes)
-    if planes.shape[1:] == (height, width):
+    elif softmax:
+        softmax_planes(planes, max_subtracted=True)
+    return planes
+
+
+def confidence_masks(tensor: np.ndarray, activation: Activation, width: int, height: int,
+                     workspace: Optional['Workspace'] = None) -> List[np.ndarray]:
+    """
+    One float32 mask per class at the output size; the activation at tensor resolution.
+
+    With a workspace, the planes at tensor resolution are its buffer (no fresh memory per
+    frame); the masks returned are always new arrays.
+    """
+    resizing = tensor.shape[:2] != (height, width)
+    shape = (tensor.shape[2],) + tensor.shape[:2]
+    planes = confidence_planes(tensor, activation, workspace.get('planes', shape)
+                               if workspace is not None and resizing else None)
+    if not resizing:
         return list(planes)
     return [cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
             for plane in planes]
@@ -217,8 +265,10 @@ def _clear_winners(tensor: np.ndarray, apply_sigmoid: bool) -> np.ndarray:
     """
     Per tensor cell, the class ahead of every other by CLEAR_MARGIN, or -1.
 
-    After a sigmoid, saturated scores tie and the lowest index wins instead: no cell is
-    clear then.
+    One pass over each cell's scores keeps the best (the first of equals), the highest other
+    score (at least -CLEAR_RANGE) and whether all lie within CLEAR_RANGE (a NaN does not).
+    After a sigmoid, saturated scores tie and the lowest index wins instead: no cell is clear
+    then.
     """
     height, width, classes = tensor.shape
     winners = np.full((height, width), -1, np.int32)
@@ -226,20 +276,19 @@ def _clear_winners(tensor: np.ndarray, apply_sigmoid: bool) -> np.ndarray:
         return winners
     margin, limit = np.float32(CLEAR_MARGIN), np.float32(CLEAR_RANGE)
     for row in range(height):
+        cells, line = tensor[row], winners[row]
         for i in range(width):
-            best, best_score = 0, tensor[row, i, 0]
-            for k in range(1, classes):
-                if tensor[row, i, k] > best_score:
-                    best, best_score = k, tensor[row, i, k]
-            runner_up = -limit  # the highest other score, or -limit
+            best, best_score = 0, cells[i, 0]
+            runner_up = -limit
             in_range = -limit <= best_score <= limit
-            for k in range(classes):
-                score = tensor[row, i, k]
+            for k in range(1, classes):
+                score = cells[i, k]
                 in_range &= -limit <= score <= limit
-                if k != best and score > runner_up:
-                    runner_up = score
+                runner_up = max(runner_up, min(score, best_score))
+                if score > best_score:
+                    best, best_score = k, score
             if in_range and best_score - runner_up >= margin:
-                winners[row, i] = best
+                line[i] = best
     return winners
 
 
@@ -294,6 +343,7 @@ def _argmax_per_pixel(tensor: np.ndarray, y0: np.ndarray, y1: np.ndarray, ty: np
 
 
 if numba is not None:
+    _planes_from_cells = numba.njit(nogil=True, cache=True)(_planes_from_cells)
     _foreground_per_pixel = numba.njit(nogil=True, cache=True)(_foreground_per_pixel)
     _clear_winners = numba.njit(nogil=True, cache=True)(_clear_winners)
     _argmax_per_pixel = numba.njit(nogil=True, cache=True)(_argmax_per_pixel)
@@ -301,10 +351,11 @@ COMPILED = numba is not None
 
 
 def compile_category_mask() -> None:
-    """Compile (or load from numba's cache) the category loops now, not on the first frame."""
+    """Compile (or load from numba's cache) the compiled loops now, not on the first frame."""
     if COMPILED:
         for channels in (1, 2):
             category_mask_compiled(np.zeros((2, 2, channels), np.float32), Activation.NONE, 2, 2)
+        confidence_planes(np.zeros((2, 2, 2), np.float32), Activation.SOFTMAX)
 
 
 def category_mask_compiled(tensor: np.ndarray, activation: Activation, width: int,

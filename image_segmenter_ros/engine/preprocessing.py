@@ -260,10 +260,15 @@ def image_to_tensor(image: np.ndarray, tensor: np.ndarray, scale: np.float32,
                             tensor.reshape(tensor_height, tensor_width * tensor_channels))
 
 
-def compile_image_to_tensor(dtype: np.dtype) -> None:
-    """Compile (or load from numba's cache) the separable pass for a tensor type now."""
-    image_to_tensor(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 3), dtype),
-                    np.float32(1.0), np.float32(0.0))
+def compile_image_to_tensor(dtype: np.dtype, channels: int = 3) -> None:
+    """Compile (or load from numba's cache) a tensor's compiled fill now, not on a frame."""
+    tensor = np.zeros((2, 2, channels), dtype)
+    if channels == 4:
+        pixels, order = four_channel_pixels(np.zeros((2, 2, 3), np.uint8), 2, 2, True)
+        fill_four_channel_tensor(pixels, order, tensor, np.float32(1.0), np.float32(0.0))
+    else:
+        image_to_tensor(np.zeros((2, 2, 3), np.uint8), tensor, np.float32(1.0),
+                        np.float32(0.0))
 
 
 def warp_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int,
@@ -294,6 +299,64 @@ def resize_to_tensor(image: np.ndarray, tensor_width: int, tensor_height: int) -
     shrinking = width > tensor_width and height > tensor_height
     return cv2.resize(image, (tensor_width, tensor_height),
                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def four_channel_pixels(image: np.ndarray, tensor_width: int, tensor_height: int,
+                        zero_alpha: bool) -> Tuple[np.ndarray, Tuple[int, ...]]:
+    """
+    Resize an image for a 4-channel model; return the pixels and each tensor channel's source.
+
+    MediaPipe makes the image RGBA (gray replicated, alpha 0 where there was none or where
+    ``zero_alpha``), then resizes it (``resize_to_tensor``). The resize treats channels
+    independently and maps a channel of zeros to zeros, so only the channels that carry data
+    are resized, and a reversed (BGR) view from its own buffer: the source index -1 stands for
+    a zero channel. No RGBA copy of the frame is made.
+    """
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3 and image.strides[2] < 0:
+        source = image[:, :, ::-1]
+        order = tuple(image.shape[2] - 1 - channel for channel in range(image.shape[2]))
+    else:
+        source = image
+        order = (0, 0, 0) if image.ndim == 2 else tuple(range(image.shape[2]))
+    if len(order) == 3 or zero_alpha:
+        order = order[:3] + (-1,)
+    pixels = resize_to_tensor(np.ascontiguousarray(source), tensor_width, tensor_height)
+    return pixels.reshape(pixels.shape[:2] + (-1,)), order
+
+
+def _fill_four_channels(pixels: np.ndarray, channel: np.ndarray, tables: np.ndarray,
+                        out: np.ndarray) -> None:
+    """Write ``tables[k][pixels[..., channel[k]]]`` into channel k of out, k = 0..3."""
+    c0, c1, c2, c3 = channel[0], channel[1], channel[2], channel[3]
+    t0, t1, t2, t3 = tables[0], tables[1], tables[2], tables[3]
+    for row in range(out.shape[0]):
+        source, line = pixels[row], out[row]
+        for column in range(out.shape[1]):
+            line[column, 0] = t0[source[column, c0]]
+            line[column, 1] = t1[source[column, c1]]
+            line[column, 2] = t2[source[column, c2]]
+            line[column, 3] = t3[source[column, c3]]
+
+
+if numba is not None:
+    _fill_four_channels = numba.njit(nogil=True, cache=True)(_fill_four_channels)
+
+
+def fill_four_channel_tensor(pixels: np.ndarray, order: Tuple[int, ...], tensor: np.ndarray,
+                             scale: np.float32, offset: np.float32) -> None:
+    """Fill a 4-channel tensor from ``four_channel_pixels``' result, as ``fill_tensor`` would."""
+    values = value_table(scale, offset, tensor.dtype)
+    # A zero channel reads any pixel through a table that gives the value of 0 everywhere.
+    tables = np.stack([values if source >= 0 else np.full_like(values, values[0])
+                       for source in order])
+    channel = np.maximum(np.array(order, np.intp), 0)
+    if numba is not None:
+        _fill_four_channels(pixels, channel, tables, tensor)
+        return
+    for k in range(4):
+        tensor[:, :, k] = tables[k][pixels[:, :, channel[k]]]
 
 
 def fill_tensor(pixels: np.ndarray, tensor: np.ndarray, scale: np.float32,

@@ -200,40 +200,35 @@ class _Model:
             raise ValueError('The model %s asks for SOFTMAX on a single output channel.' % path)
         # MediaPipe zeroes the alpha ("previous mask") channel only for its hair model.
         self.zero_alpha = (self.channels == 4 and len(labels) == 2 and labels[1] == 'hair')
-        if self.channels == 3:
-            preprocessing.compile_image_to_tensor(self.input['dtype'])
+        preprocessing.compile_image_to_tensor(self.input['dtype'], self.channels)
 
     def run(self, image: np.ndarray, rotation: int) -> np.ndarray:
-        """Preprocess, invoke and return the output tensor as float32 (h, w, classes)."""
-        pixels = self._four_channel_pixels(image, rotation) if self.channels == 4 else None
+        """
+        Preprocess, invoke and return the output tensor as float32 (h, w, classes).
+
+        The result may view the interpreter's own buffer (no copy of a large output): the
+        caller drops it before the next ``run``.
+        """
+        if self.channels == 4:  # prepared before the tensor view: no view outlives a failure
+            if rotation:
+                image = np.rot90(image, k=-(rotation // 90))
+            pixels, order = preprocessing.four_channel_pixels(image, self.width, self.height,
+                                                              self.zero_alpha)
         tensor = self.interpreter.tensor(self.input['index'])()[0]
-        if pixels is None:
-            preprocessing.image_to_tensor(image, tensor, self.scale, self.offset, rotation)
+        if self.channels == 4:
+            preprocessing.fill_four_channel_tensor(pixels, order, tensor, self.scale,
+                                                   self.offset)
         else:
-            preprocessing.fill_tensor(pixels, tensor, self.scale, self.offset)
+            preprocessing.image_to_tensor(image, tensor, self.scale, self.offset, rotation)
         del tensor  # LiteRT refuses to invoke while views of its buffers are alive.
         self.interpreter.invoke()
-        output = self.interpreter.get_tensor(self.output['index'])[0]
+        output = self.interpreter.tensor(self.output['index'])()[0]
         if output.dtype != np.float32:
             scale, zero_point = self.output['quantization']
             output = (output.astype(np.float32) - zero_point) * np.float32(scale)
         if rotation:
             output = np.rot90(output, k=rotation // 90)
         return output
-
-    def _four_channel_pixels(self, image: np.ndarray, rotation: int) -> np.ndarray:
-        if image.ndim == 2:
-            image = np.dstack([image, image, image])
-        if image.shape[2] == 3:
-            alpha = np.zeros(image.shape[:2] + (1,), np.uint8)
-            image = np.concatenate([image, alpha], axis=2)
-        elif self.zero_alpha:
-            image = image.copy()
-            image[:, :, 3] = 0
-        if rotation:
-            image = np.rot90(image, k=-(rotation // 90))
-        return preprocessing.resize_to_tensor(np.ascontiguousarray(image), self.width,
-                                              self.height)
 
 
 class ImageSegmenter:
@@ -391,11 +386,17 @@ class ImageSegmenter:
         result = ImageSegmenterResult()
         with self._lock:
             tensor = self._model.run(image, rotation)
-            if want_category:
-                result.category_mask = postprocessing.category_mask(
-                    tensor, activation, width, height, self._workspace)
+            try:
+                if want_category:
+                    result.category_mask = postprocessing.category_mask(
+                        tensor, activation, width, height, self._workspace)
+                if want_confidence:
+                    masks = postprocessing.confidence_masks(
+                        np.ascontiguousarray(tensor), activation, width, height,
+                        self._workspace)
+            finally:
+                del tensor  # may view the interpreter's output buffer
         if want_confidence:
-            masks = postprocessing.confidence_masks(tensor, activation, width, height)
             if self._single_channel:
                 masks.insert(0, np.float32(1.0) - masks[0])
             result.confidence_masks = masks
