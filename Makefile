@@ -64,6 +64,7 @@ NOBLE_TESTS ?= test/test_engine_parity.py test/test_preprocessing.py test/test_p
 
 $(NOBLE)/.installed: requirements-noble.txt requirements-robot.txt requirements-ros.txt \
 		requirements-test.txt setup.py
+	rm -rf $(NOBLE)
 	python3 -m venv $(NOBLE)
 	$(NOBLE_PY) -m pip install --quiet --upgrade pip
 	$(NOBLE_PY) -m pip install --quiet -r requirements-noble.txt

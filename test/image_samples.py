@@ -46,17 +46,31 @@ def encode_pixels(rgb: np.ndarray, encoding: str) -> np.ndarray:
     if encoding.startswith('bayer_'):
         return bayer_mosaic(rgb, encoding[len('bayer_'):-1])
     alpha = np.full(rgb.shape[:2], 200, np.uint8)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    uyvy = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_UYVY)
     return {
         'rgb8': lambda: rgb,
         'bgr8': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
         'rgba8': lambda: np.dstack([rgb, alpha]),
         'bgra8': lambda: np.dstack([rgb[:, :, ::-1], alpha]),
-        'mono8': lambda: gray,
-        'mono16': lambda: gray.astype(np.uint16) * 257,
-        'yuv422': lambda: uyvy,
+        'mono8': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
+        'mono16': lambda: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257,
+        'yuv422': lambda: uyvy_pixels(rgb),
         # U Y0 V Y1 -> Y0 U Y1 V
-        'yuv422_yuy2': lambda: uyvy.reshape(rgb.shape[0], -1, 4)[:, :, [1, 0, 3, 2]].reshape(
-            uyvy.shape),
+        'yuv422_yuy2': lambda: uyvy_pixels(rgb).reshape(rgb.shape[0], -1, 4)[
+            :, :, [1, 0, 3, 2]].reshape(rgb.shape[0], -1, 2),
     }[encoding]()
+
+
+def uyvy_pixels(rgb: np.ndarray) -> np.ndarray:
+    """
+    Encode RGB as UYVY (BT.601, video range, chroma of each pixel pair averaged).
+
+    Written out because OpenCV's encoder (COLOR_RGB2YUV_UYVY) is missing before 4.7, and
+    Ubuntu 24.04 ships 4.6; the decoders under test exist in both.
+    """
+    rgb = rgb.astype(np.float64)
+    luma = rgb @ [0.257, 0.504, 0.098] + 16
+    pairs = (rgb[:, 0::2] + rgb[:, 1::2]) / 2
+    u = pairs @ [-0.148, -0.291, 0.439] + 128
+    v = pairs @ [0.439, -0.368, -0.071] + 128
+    packed = np.stack([u, luma[:, 0::2], v, luma[:, 1::2]], axis=-1)
+    return np.clip(np.round(packed), 0, 255).astype(np.uint8).reshape(rgb.shape[0], -1, 2)

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import cv2
 from hypothesis import given, settings, strategies as st
-from image_samples import bayer_mosaic, PADDING, raw_message
+from image_samples import bayer_mosaic, PADDING, raw_message, uyvy_pixels
 from image_segmenter_ros.node import input_images as ic
 from image_segmenter_ros.node.output_messages import image_fields
 from image_segmenter_ros.node.overlay import PALETTE
@@ -73,7 +73,7 @@ def test_mono16_is_scaled_like_cv_bridge(frame, is_bigendian, padding):
 @pytest.mark.parametrize('encoding, layout', [('yuv422', 'UYVY'), ('yuv422_yuy2', 'YUY2')])
 @pytest.mark.parametrize('padding', [0, PADDING + 1])
 def test_yuv422_byte_orders(frame, encoding, layout, padding):
-    uyvy = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_UYVY)
+    uyvy = uyvy_pixels(frame)
     # U Y0 V Y1 -> Y0 U Y1 V
     yuyv = uyvy.reshape(frame.shape[0], -1, 4)[:, :, [1, 0, 3, 2]].reshape(uyvy.shape)
     packed = uyvy if layout == 'UYVY' else yuyv

@@ -12,55 +12,84 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Every module the package imports is declared: in package.xml, or in requirements.txt."""
+"""
+Dependencies by who installs them on a robot: rosdep or pip.
+
+rosdep installs package.xml's keys, pip requirements-robot.txt. The keys are checked against
+rosdistro's rosdep rules for Ubuntu noble (Jazzy) and jammy (Humble), kept in rosdep_keys.yaml.
+"""
 
 import ast
 from pathlib import Path
 import re
 import sys
-from typing import Set
+from typing import Any, Iterable, Set
 import xml.etree.ElementTree as ElementTree
 
+import pytest
+import yaml
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+ROSDEP_EXCERPT = Path(__file__).resolve().parent / 'rosdep_keys.yaml'
+ROSDISTRO_ROSDEP = PACKAGE_ROOT.parent / 'shared' / 'rosdistro-rosdep'
+PLATFORMS = [('ubuntu', 'noble'), ('ubuntu', 'jammy')]
+# Installer names rosdep accepts in place of a list of packages for Ubuntu.
+INSTALLERS = {'apt', 'pip', 'source'}
 # Python modules whose rosdep key is not their own name.
 ROSDEP_KEYS = {'cv2': 'python3-opencv', 'flatbuffers': 'python3-flatbuffers',
-               'numba': 'python3-numba', 'numpy': 'python3-numpy', 'tqdm': 'python3-tqdm',
-               'yaml': 'python3-yaml'}
-# Modules rosdep has no key for: they come from pip, as requirements.txt pins them.
+               'numba': 'python3-numba', 'numpy': 'python3-numpy',
+               'rosbags': 'python3-rosbags-pip', 'tqdm': 'python3-tqdm', 'yaml': 'python3-yaml',
+               'pytest': 'python3-pytest', 'hypothesis': 'python3-hypothesis',
+               # rosbags' own dependency: rosdep's pip install of rosbags brings it.
+               'apsw': 'python3-rosbags-pip'}
+# Modules rosdep has no key for: a robot takes them from requirements-robot.txt.
 # tflite_runtime is the optional fallback of robots that ship it instead of ai-edge-litert.
-PIP_ONLY = {'ai_edge_litert': 'ai-edge-litert', 'rosbags': 'rosbags', 'tflite_runtime': None}
+PIP_ONLY = {'ai_edge_litert': 'ai-edge-litert', 'tflite_runtime': None}
 
 
-def imported_modules() -> Set[str]:
-    """Top-level third-party modules imported by the package and its launch files."""
-    sources = sorted(PACKAGE_ROOT.glob('image_segmenter_ros/**/*.py'))
-    sources += sorted(PACKAGE_ROOT.glob('launch/*.py'))
+def imported_modules(patterns: Iterable[str] = ('image_segmenter_ros/**/*.py',
+                                                'launch/*.py')) -> Set[str]:
+    """Top-level third-party modules imported by the files matching ``patterns``."""
     modules = set()
-    for source in sources:
-        for node in ast.walk(ast.parse(source.read_text(), str(source))):
-            if isinstance(node, ast.Import):
-                modules.update(alias.name.split('.')[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                modules.add(node.module.split('.')[0])
+    for pattern in patterns:
+        for source in sorted(PACKAGE_ROOT.glob(pattern)):
+            for node in ast.walk(ast.parse(source.read_text(), str(source))):
+                if isinstance(node, ast.Import):
+                    modules.update(alias.name.split('.')[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    modules.add(node.module.split('.')[0])
     return {module for module in modules
             if module not in sys.stdlib_module_names and module != 'image_segmenter_ros'}
 
 
-def exec_depends() -> Set[str]:
+def depends(*tags: str) -> Set[str]:
     root = ElementTree.parse(PACKAGE_ROOT / 'package.xml').getroot()
-    return {element.text.strip() for element in root.iter('exec_depend')}
+    return {element.text.strip() for tag in tags for element in root.iter(tag)}
+
+
+def requirement_names(name: str) -> Set[str]:
+    """Normalised distribution names a requirements file lists."""
+    lines = (PACKAGE_ROOT / name).read_text().splitlines()
+    return {re.sub(r'[-_.]+', '-', re.match(r'[A-Za-z0-9_.-]+', line).group()).lower()
+            for line in lines if line.strip() and not line.startswith(('#', '-'))}
+
+
+def resolves(rule: Any, os_name: str, codename: str) -> bool:
+    """Whether a rosdep rule installs something on one release, as rosdep reads it."""
+    rule = rule.get(os_name)
+    if isinstance(rule, dict) and not INSTALLERS & rule.keys():
+        rule = rule.get(codename, rule.get('*'))
+    return bool(rule)
 
 
 def test_every_imported_module_is_declared():
-    declared = exec_depends()
-    requirements = (PACKAGE_ROOT / 'requirements.txt').read_text()
+    declared = depends('exec_depend')
+    robot = requirement_names('requirements-robot.txt')
     undeclared = []
     for module in sorted(imported_modules()):
         if module in PIP_ONLY:
-            distribution = PIP_ONLY[module]
-            if distribution and not re.search(r'^%s\b' % re.escape(distribution), requirements,
-                                              re.MULTILINE):
-                undeclared.append('%s (requirements.txt: %s)' % (module, distribution))
+            if PIP_ONLY[module] and PIP_ONLY[module] not in robot:
+                undeclared.append('%s (requirements-robot.txt: %s)' % (module, PIP_ONLY[module]))
         elif ROSDEP_KEYS.get(module, module) not in declared:
             undeclared.append('%s (package.xml: %s)' % (module, ROSDEP_KEYS.get(module, module)))
     assert not undeclared, 'imported but not declared: ' + ', '.join(undeclared)
@@ -68,4 +97,39 @@ def test_every_imported_module_is_declared():
 
 def test_every_exec_depend_is_used():
     keys_in_use = {ROSDEP_KEYS.get(module, module) for module in imported_modules()}
-    assert exec_depends() - keys_in_use == set()
+    assert depends('exec_depend') - keys_in_use == set()
+
+
+def test_every_dependency_is_a_ros_package_in_use_or_a_rosdep_key_for_noble_and_jammy():
+    rules = yaml.safe_load(ROSDEP_EXCERPT.read_text())
+    ros_packages = imported_modules(('image_segmenter_ros/**/*.py', 'launch/*.py', 'test/*.py'))
+    wrong = []
+    for name in sorted(depends('depend', 'build_depend', 'exec_depend', 'test_depend')):
+        if name in rules:
+            wrong += ['%s has no rule for %s %s' % (name, os_name, codename)
+                      for os_name, codename in PLATFORMS
+                      if not resolves(rules[name], os_name, codename)]
+        elif name not in ros_packages:
+            wrong.append('%s is neither a rosdep key in %s nor a ROS package the package or its '
+                         'tests import' % (name, ROSDEP_EXCERPT.name))
+    assert not wrong, '; '.join(wrong)
+
+
+@pytest.mark.skipif(not ROSDISTRO_ROSDEP.is_dir(), reason='no folder %s' % ROSDISTRO_ROSDEP)
+def test_rosdep_excerpt_is_rosdistros_own_rules():
+    loader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+    rosdistro = {}
+    for name in ('base.yaml', 'python.yaml'):
+        rosdistro.update(yaml.load((ROSDISTRO_ROSDEP / name).read_text(), Loader=loader))
+    excerpt = yaml.safe_load(ROSDEP_EXCERPT.read_text())
+    assert {key: rosdistro.get(key) for key in excerpt} == excerpt
+
+
+def test_robot_requirements_leave_the_distributions_packages_alone():
+    # requirements-noble.txt lists what Ubuntu ships for package.xml's keys; none may come from
+    # pip on a robot, and neither may the ROS packages themselves.
+    robot = requirement_names('requirements-robot.txt')
+    distribution = requirement_names('requirements-noble.txt') | requirement_names(
+        'requirements-ros.txt')
+    assert 'ai-edge-litert' in robot
+    assert robot & distribution == set()
