@@ -20,8 +20,8 @@ Confidence masks: activation at tensor resolution, then ``cv2.resize`` INTER_LIN
 with align-corners weights, then takes the arg-max (or the 0.5 cut of a single channel).
 The two grids differ on purpose: that is what MediaPipe computes.
 
-The category mask is MediaPipe's per-pixel loop compiled with numba when it is installed (it is
-in requirements.txt), and an equivalent vectorised NumPy computation otherwise.
+The category mask is MediaPipe's per-pixel loop compiled with numba when it is installed
+(package.xml declares it), and an equivalent vectorised NumPy computation otherwise.
 """
 
 from functools import lru_cache

@@ -41,8 +41,8 @@ except ImportError:  # pragma: no cover - older robots ship tflite-runtime inste
         from tflite_runtime.interpreter import Interpreter
     except ImportError:
         raise ImportError('LiteRT is not installed (rosdep has no key for it): '
-                          'pip install -r requirements.txt, or tflite-runtime on older '
-                          'robots.') from None
+                          'pip install -r requirements-robot.txt, or tflite-runtime where no '
+                          'ai-edge-litert wheel fits.') from None
 
 _LOGGER = logging.getLogger(__name__)
 _SINGLE_CHANNEL_BACKGROUND = 'background'
