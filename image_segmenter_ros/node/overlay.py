@@ -19,12 +19,13 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-# Distinct, colour-blind-friendly colours (RGB); class 0 (background) is left uncoloured.
+# One colour (RGB) per class of a 21-class model (deeplab_v3), all far apart in CIELAB;
+# class 0 (background) is left uncoloured.
 PALETTE = np.array([
     (0, 0, 0), (230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178),
-    (213, 94, 0), (204, 121, 167), (153, 153, 153), (255, 255, 255), (128, 0, 0),
+    (213, 94, 0), (204, 121, 167), (153, 153, 153), (0, 0, 255), (128, 0, 0),
     (170, 110, 40), (128, 128, 0), (0, 128, 128), (0, 0, 128), (230, 25, 75),
-    (60, 180, 75), (255, 225, 25), (145, 30, 180), (70, 240, 240), (240, 50, 230),
+    (60, 180, 75), (0, 255, 0), (145, 30, 180), (70, 240, 240), (240, 50, 230),
 ], dtype=np.uint8)
 
 # Overlays keep a colour input's channel order; other inputs are drawn as rgb8.

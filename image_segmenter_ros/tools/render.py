@@ -17,9 +17,10 @@ render: a picture (and optionally a video) of the masks in a bag, for people.
 
 ``render BAG OUTPUT.png [--mp4 OUT.mp4]`` pairs each recorded ``category_mask`` with the
 camera frame of the same header, blends the class colours in, and writes a contact sheet of
-frames spread over the bag with a legend of the class colours; beside each frame, the
-confidence mask of the last class when the bag has it. Class names come from the bag's
-``labels`` topic, else from ``--model``. ``--mp4`` writes every paired frame as a video.
+frames spread over the bag with a legend of the classes they show; beside each frame, the
+confidence mask of one class when the bag has it (``--confidence-class``, default the class
+covering most pixels besides the background). Class names come from the bag's ``labels``
+topic, else from ``--model``. ``--mp4`` writes every paired frame as a video.
 """
 
 import argparse
@@ -32,7 +33,7 @@ import numpy as np
 import yaml
 
 from .bag_io import BagError, BagReader, IMAGE_TYPE, IMAGE_TYPES
-from .cli import join_topic, output_namespace, run
+from .cli import join_topic, open_bag, output_namespace, run
 from ..engine import RunningMode
 from ..node.input_images import message_to_array
 from ..node.output_messages import CATEGORY_TOPIC, confidence_topics, LABELS_TOPIC
@@ -44,6 +45,8 @@ ALPHA = 0.5
 # Frames held for the video while their mask has not come: a frame whose mask never comes
 # (dropped by a LIVE_STREAM node) is forgotten once this many newer ones wait.
 PENDING_FRAMES = 64
+LEGEND_ROW = 26  # pixels from one legend row to the next
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _key(msg: Any) -> Tuple[int, int, str]:
@@ -86,28 +89,65 @@ def _labels(reader: BagReader, namespace: str, model: str) -> Dict[str, Any]:
                           RunningMode.IMAGE) as segmenter:
         names = segmenter.display_names
     return {'model': model, 'classes': [
-        {'display_name': name, 'confidence_topic': topic}
-        for name, topic in zip(names, confidence_topics(segmenter.labels))]}
+        {'name': label, 'display_name': name, 'confidence_topic': topic}
+        for label, name, topic in zip(segmenter.labels, names,
+                                      confidence_topics(segmenter.labels))]}
+
+
+def _model_name(model: str) -> str:
+    """Name a model for a title: a file's stem rather than its full path."""
+    return Path(model).stem if model.endswith('.tflite') else model
+
+
+def _confidence_class(classes: List[Dict[str, Any]], counts: np.ndarray,
+                      choice: Optional[str], has_topic: Any) -> Optional[int]:
+    """
+    Pick the class whose confidence mask is drawn: the user's, else the one most seen.
+
+    The default is the class covering most pixels of the pictured frames besides background
+    (background if nothing else shows), among those whose confidence masks the bag has.
+    """
+    if choice is not None:
+        for index, entry in enumerate(classes):
+            if choice in (str(index), entry.get('name'), entry.get('display_name')):
+                if not has_topic(entry):
+                    raise BagError('The bag has no confidence masks of class %s (%r).'
+                                   % (index, entry['display_name']))
+                return index
+        raise BagError('--confidence-class %r names no class of the model (%s).' % (
+            choice, ', '.join(entry['display_name'] for entry in classes)))
+    ranked = sorted(range(len(classes)), key=lambda i: (i == 0, -counts[i], i))
+    return next((i for i in ranked if has_topic(classes[i])), None)
 
 
 def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
            columns: int = 4, model: str = 'selfie_segmentation',
-           mask_topic: Optional[str] = None) -> int:
+           mask_topic: Optional[str] = None, confidence_class: Optional[str] = None) -> int:
     """Write the contact sheet (and video); return the number of frames with a mask."""
-    with BagReader(bag) as reader:
+    with open_bag(NAME, bag) as reader:
         mask_topic, cameras = _topics(reader, mask_topic)
         namespace = mask_topic[:-len(CATEGORY_TOPIC)].rstrip('/') or '/'
         labels = _labels(reader, namespace, model)
         classes = labels['classes']
-        confidence = classes[-1]['confidence_topic']  # null without confidence masks
-        confidence = confidence and join_topic(namespace, confidence)
-        confidence = confidence if confidence in reader.topics else None
-        keys = [_key(reader.decode(m)) for m in reader.messages([mask_topic])]
+        keys, histograms = [], []  # pixels of each class, per mask
+        for message in reader.messages([mask_topic]):
+            msg = reader.decode(message)
+            keys.append(_key(msg))
+            histograms.append(np.bincount(_pixels(msg).ravel(), minlength=len(classes)))
         if not keys:
             raise BagError('Bag %s has no messages on %s.' % (bag, mask_topic))
         # Spread over the bag, first and last frames left out (often black or cut).
         spread = np.linspace(0, len(keys) - 1, tiles + 2, dtype=int)
-        chosen = {keys[i] for i in (spread[1:-1] if len(keys) > tiles else spread)}
+        picked = spread[1:-1] if len(keys) > tiles else spread
+        chosen = {keys[i] for i in picked}
+        counts = np.sum([histograms[i] for i in picked], axis=0)
+
+        def topic_of(entry: Dict[str, Any]) -> Optional[str]:
+            relative = entry['confidence_topic']  # null without confidence masks
+            topic = relative and join_topic(namespace, relative)
+            return topic if topic in reader.topics else None
+        shown = _confidence_class(classes, counts, confidence_class, topic_of)
+        confidence = None if shown is None else topic_of(classes[shown])
         found: Dict[Tuple, Dict[str, np.ndarray]] = {}
         video = _Video(mp4, keys) if mp4 else None
         written = set()
@@ -143,10 +183,11 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
             sheet_tiles.append(confidence_tile(parts[confidence]))
     height, width = pairs[0]['image'].shape[:2]
     title = '%s on %s (%dx%d): category mask overlay%s' % (
-        labels.get('model', model), bag.name, width, height,
-        ' | confidence of "%s"' % classes[-1]['display_name'] if confidence else '')
-    sheet = contact_sheet(sheet_tiles, [c['display_name'] for c in classes], columns,
-                          title=title)
+        _model_name(str(labels.get('model', model))), bag.name, width, height,
+        ' | confidence of "%s"' % classes[shown]['display_name'] if confidence else '')
+    legend = [(index, entry['display_name']) for index, entry in enumerate(classes)
+              if index and index < len(counts) and counts[index]]
+    sheet = contact_sheet(sheet_tiles, legend, columns, title=title)
     picture.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(picture), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise BagError('Cannot write %s.' % picture)
@@ -182,6 +223,68 @@ class _Video:
             self._writer.release()
 
 
+def confidence_tile(mask: np.ndarray) -> np.ndarray:
+    """Render a [0, 1] confidence mask as a colour-mapped RGB image."""
+    grey = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+
+
+def _fitted(text: str, width: int, scale: float, thickness: int) -> Tuple[str, float]:
+    """Shrink a line of text (to 0.45 of its scale at most, then cut it) to fit ``width``."""
+    for factor in np.linspace(1.0, 0.45, 12):
+        if cv2.getTextSize(text, _FONT, scale * factor, thickness)[0][0] <= width:
+            return text, scale * factor
+    scale *= 0.45
+    while len(text) > 1 and cv2.getTextSize(text + '...', _FONT, scale, thickness)[0][0] > width:
+        text = text[:-1]
+    return text + '...', scale
+
+
+def _legend_layout(legend: Sequence[Tuple[int, str]],
+                   width: int) -> Tuple[List[Tuple[int, int, int, str]], int]:
+    """Place legend entries left to right, wrapping before the right edge; count the rows."""
+    placed, x, row = [], 10, 0
+    for index, label in legend:
+        text, _ = _fitted('%d %s' % (index, label), width - 54, 0.5, 1)
+        entry_width = 24 + cv2.getTextSize(text, _FONT, 0.5, 1)[0][0] + 16
+        if x > 10 and x + entry_width > width - 10:
+            x, row = 10, row + 1
+        placed.append((x, row, index, text))
+        x += entry_width
+    return placed, row + 1 if placed else 0
+
+
+def contact_sheet(tiles: Sequence[np.ndarray], legend: Sequence[Tuple[int, str]],
+                  columns: int = 4, tile_width: int = 320, title: str = '') -> np.ndarray:
+    """
+    Arrange RGB tiles in a grid under a title, with a legend of (class index, name) beneath.
+
+    The title shrinks to fit the sheet and the legend wraps, so 21 classes stay readable.
+    """
+    height, width = tiles[0].shape[:2]
+    tile_height = int(round(height * tile_width / width))
+    rows = -(-len(tiles) // columns)
+    sheet_width = columns * tile_width
+    placed, legend_rows = _legend_layout(legend, sheet_width)
+    legend_height, title_height = 14 + LEGEND_ROW * legend_rows, 36 if title else 0
+    sheet = np.full((title_height + rows * tile_height + legend_height, sheet_width, 3),
+                    255, np.uint8)
+    if title:
+        text, scale = _fitted(title, sheet_width - 20, 0.7, 2)
+        cv2.putText(sheet, text, (10, 25), _FONT, scale, (0, 0, 0), 2, cv2.LINE_AA)
+    for i, tile in enumerate(tiles):
+        y, x = title_height + (i // columns) * tile_height, (i % columns) * tile_width
+        sheet[y:y + tile_height, x:x + tile_width] = cv2.resize(
+            tile, (tile_width, tile_height), interpolation=cv2.INTER_AREA)
+    top = title_height + rows * tile_height + 12
+    for x, row, index, text in placed:
+        y = top + LEGEND_ROW * row
+        cv2.rectangle(sheet, (x, y), (x + 18, y + 18), class_colour(index), -1)
+        cv2.rectangle(sheet, (x, y), (x + 18, y + 18), (0, 0, 0), 1)
+        cv2.putText(sheet, text, (x + 24, y + 15), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse the command line and render the bag."""
     parser = argparse.ArgumentParser(prog=NAME, description=__doc__.strip().splitlines()[0])
@@ -193,11 +296,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--model', default='selfie_segmentation',
                         help='class names when the bag has no labels topic')
     parser.add_argument('--mask-topic', help='default: the first */category_mask topic')
+    parser.add_argument('--confidence-class', metavar='NAME_OR_INDEX',
+                        help='class whose confidence mask is drawn beside each frame '
+                             '(default: the one covering most pixels besides background)')
     args = parser.parse_args(argv)
 
     def body() -> int:
         count = render(args.bag, args.output, args.mp4, args.tiles, args.columns, args.model,
-                       args.mask_topic)
+                       args.mask_topic, args.confidence_class)
         print('%s: %d masked frames in %s; wrote %s%s' % (
             NAME, count, args.bag, args.output, ' and %s' % args.mp4 if args.mp4 else ''))
         return 0
@@ -206,35 +312,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 if __name__ == '__main__':
     sys.exit(main())
-
-
-def confidence_tile(mask: np.ndarray) -> np.ndarray:
-    """Render a [0, 1] confidence mask as a colour-mapped RGB image."""
-    grey = np.clip(mask * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
-
-
-def contact_sheet(tiles: Sequence[np.ndarray], labels: List[str], columns: int = 4,
-                  tile_width: int = 320, title: str = '') -> np.ndarray:
-    """Arrange RGB tiles in a grid with a title and a colour legend underneath."""
-    height, width = tiles[0].shape[:2]
-    tile_height = int(round(height * tile_width / width))
-    rows = -(-len(tiles) // columns)
-    legend_height, title_height = 40, 36 if title else 0
-    sheet = np.full((title_height + rows * tile_height + legend_height, columns * tile_width, 3),
-                    255, np.uint8)
-    if title:
-        cv2.putText(sheet, title, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2,
-                    cv2.LINE_AA)
-    for i, tile in enumerate(tiles):
-        y, x = title_height + (i // columns) * tile_height, (i % columns) * tile_width
-        sheet[y:y + tile_height, x:x + tile_width] = cv2.resize(
-            tile, (tile_width, tile_height), interpolation=cv2.INTER_AREA)
-    x, y = 10, title_height + rows * tile_height + 12
-    for index, label in enumerate(labels):
-        cv2.rectangle(sheet, (x, y), (x + 18, y + 18), class_colour(index), -1)
-        cv2.rectangle(sheet, (x, y), (x + 18, y + 18), (0, 0, 0), 1)
-        cv2.putText(sheet, '%d %s' % (index, label), (x + 24, y + 15),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        x += 34 + 9 * len('%d %s' % (index, label))
-    return sheet
