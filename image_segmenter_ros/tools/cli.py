@@ -14,11 +14,12 @@
 
 """What the bag command-line tools share: exit codes, error sentences and a ROS context."""
 
+from pathlib import Path
 import signal
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-from .bag_io import BagError
+from .bag_io import BagError, BagReader
 from ..node.parameters import ConfigurationError
 
 EXIT_ERROR = 1
@@ -35,6 +36,14 @@ def run(name: str, main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print('%s: interrupted' % name, file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def open_bag(name: str, path: Path) -> BagReader:
+    """Open a bag to read; a bag cut short is read up to the cut, said in one line."""
+    reader = BagReader(path)
+    if reader.cut_short:
+        print('%s: %s' % (name, reader.cut_short), file=sys.stderr)
+    return reader
 
 
 def output_namespace(topic: str, msgtype: str) -> str:

@@ -33,7 +33,7 @@ from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
 from .bag_io import BagError, BagReader, IMAGE_TYPES, message_class, qos_from_bag
-from .cli import ros_context, run
+from .cli import open_bag, ros_context, run
 
 NAME = 'replay_bag'
 CLOCK_HZ = 40.0
@@ -133,7 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error('--rate must be positive')
 
     def body() -> int:
-        with BagReader(args.input) as reader:
+        with open_bag(NAME, args.input) as reader:
             topics = args.topics or reader.image_topics()
             reader.check_topics(topics)
             if not topics:

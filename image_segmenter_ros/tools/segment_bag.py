@@ -23,6 +23,11 @@ parameters (``outputs``, ``parameters``), the input's header, the node's encodin
 per enabled output, stored at the frame's receive time; frames that do not decode are
 counted, reported and skipped.
 
+OUTPUT is written in place and flushed every half second. A run that is stopped (Ctrl-C) or
+killed leaves it unfinished but readable, holding the frames segmented until then;
+``--resume`` goes on from there: it keeps those frames, segments the rest and completes
+OUTPUT, message for message the bag an uninterrupted run writes.
+
 Threads overlap: one reads and decodes the next frames, ``--jobs`` engines segment several
 frames at once (each on its own thread, with ``num_threads // jobs`` inference threads), and
 one stores every message in the input's order. Frames and masks travel as CDR around views of
@@ -34,10 +39,12 @@ makes.
 import argparse
 import collections
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 import os
 from pathlib import Path
 import queue
+import shutil
 import sys
 import threading
 from typing import (Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple,
@@ -50,8 +57,9 @@ from std_msgs.msg import Header, String
 from tqdm import tqdm
 
 from .bag_io import (BagError, BagMessage, BagReader, BagWriter, DecodeError, describe,
-                     IMAGE_TYPE, IMAGE_TYPES, qos_to_bag, refuse_existing, STORAGES)
-from .cli import join_topic, output_namespace, run
+                     IMAGE_TYPE, IMAGE_TYPES, is_complete, qos_to_bag, refuse_existing,
+                     storage_files, STORAGES)
+from .cli import join_topic, open_bag, output_namespace, run
 from ..engine import ImageSegmenter, keep_freed_memory, RunningMode
 from ..node.image_cdr import CdrError, decode_image, encode_image
 from ..node.input_images import message_to_array
@@ -68,6 +76,7 @@ _LATCHED = qos_to_bag(QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIA
                                  durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
 
 _ABORT = object()  # tells the writer thread to drop the bag
+_KEEP = object()  # tells the writer thread to leave the bag unfinished, to be resumed
 _END = object()  # the reader thread has no more messages
 _AHEAD = 4  # frames decoded ahead of the segmentation
 # Frames segmented at once by default: one per CPU, at most 4 (each holds an engine and its
@@ -97,7 +106,8 @@ class _WriterThread:
     Storing a frame's masks (megabytes of copies) overlaps with segmenting the next frame;
     the queue is short, so memory stays bounded when the disk is slower than the engine.
     The bag is created, written and closed in this thread (sqlite3 connections must stay in
-    the thread that opened them); on any failure it is dropped, never left half written.
+    the thread that opened them); on a failure it is dropped, when interrupted it is left
+    unfinished (flushed, readable) for ``--resume``.
     """
 
     def __init__(self, output: Path, create: Callable[[], BagWriter]):
@@ -110,23 +120,28 @@ class _WriterThread:
 
     def _run(self) -> None:
         writer = None
-        complete = False
+        end: Any = _ABORT
         try:
             writer = self._create()
             while True:
                 item = self._queue.get()
-                if item is None or item is _ABORT:
-                    complete = item is None
+                if item in (None, _ABORT, _KEEP):
+                    end = item
                     return
                 topic, timestamp, parts = item
                 writer.write_raw(topic, timestamp, *parts)
         except Exception as error:  # noqa: B902 - handed to the main thread by put/finish
             self._error = error
-            while self._queue.get() not in (None, _ABORT):  # let the main thread go on
+            while self._queue.get() not in (None, _ABORT, _KEEP):  # let the main thread go on
                 pass
         finally:
             if writer is not None:
-                writer.close() if complete and self._error is None else writer.abort()
+                if end is None and self._error is None:
+                    writer.close()
+                elif end is _KEEP and self._error is None:
+                    writer.leave_unfinished()
+                else:
+                    writer.abort()
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -137,9 +152,9 @@ class _WriterThread:
         self._raise()
         self._queue.put((topic, timestamp, parts))
 
-    def finish(self, complete: bool) -> None:
-        """Close the bag (or drop it when not ``complete``); re-raise a write failure."""
-        self._queue.put(None if complete else _ABORT)
+    def finish(self, complete: bool, keep: bool = False) -> None:
+        """Close the bag, else leave it unfinished (``keep``) or drop it; re-raise a failure."""
+        self._queue.put(None if complete else _KEEP if keep else _ABORT)
         self._thread.join()
         self._raise()
 
@@ -308,23 +323,63 @@ class _Segmentation:
         return produced
 
 
+def _interrupted_run(output: Path) -> Optional[Path]:
+    """
+    Move the unfinished OUTPUT of an interrupted run aside for ``--resume``; return where.
+
+    A resume that was itself interrupted leaves two: the one that got further is kept.
+    """
+    aside = output.parent / ('.%s.resumed' % output.name)
+    if output.exists() and is_complete(output):
+        raise BagError('Output %s is complete already: there is nothing to resume.' % output)
+    if output.exists():
+        if aside.exists() and _end_ns(aside) > _end_ns(output):
+            shutil.rmtree(output)
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
+            output.rename(aside)
+    return aside if aside.exists() else None
+
+
+def _end_ns(bag: Path) -> int:
+    """Return the receive time of the last readable message of a bag (0 if none)."""
+    with BagReader(bag) as reader:
+        return max((m.timestamp_ns for m in reader.messages(list(reader.topics), views=True)),
+                   default=0)
+
+
+def _refuse_unfinished(output: Path, force: bool) -> None:
+    """Refuse an existing OUTPUT unless forced; an unfinished one can be resumed."""
+    if output.is_dir() and storage_files(output) and not is_complete(output) and not force:
+        raise BagError('Output %s is the unfinished output of an interrupted run: pass '
+                       '--resume to go on from where it stopped, or --force to start over.'
+                       % output)
+    refuse_existing(output, force)
+
+
 def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None,
                 params_file: Optional[Path] = None, topics: Optional[Sequence[str]] = None,
                 force: bool = False, namespace: Optional[str] = None, overlay: bool = False,
                 storage: str = 'mcap', progress: bool = True,
-                jobs: int = DEFAULT_JOBS) -> Tuple[int, List[str]]:
+                jobs: int = DEFAULT_JOBS, resume: bool = False) -> Tuple[int, List[str]]:
     """
     Write OUTPUT: INPUT's messages plus the node's outputs for every frame of ``topics``.
 
     ``jobs`` frames are segmented at once, each engine with ``num_threads // jobs`` inference
-    threads (at least one); the output is the same for any ``jobs``. Returns the number of
-    frames segmented and the problems of the frames that were skipped.
+    threads (at least one); the output is the same for any ``jobs``. With ``resume``, the
+    frames an interrupted run left in OUTPUT are kept and the others segmented. Returns the
+    number of frames segmented (kept ones included) and the problems of the frames that were
+    skipped in this run.
     """
     if jobs < 1:
         raise ConfigurationError('--jobs must be at least 1, got %d.' % jobs)
     values = load_parameters(params_file, {'model': model} if model else None)
-    refuse_existing(output_path, force)
-    with BagReader(input_path) as reader:
+    if Path(input_path).resolve() == Path(output_path).resolve():
+        raise BagError('Output %s is the input: name another folder.' % output_path)
+    if not resume:
+        _refuse_unfinished(output_path, force)
+    with ExitStack() as stack:
+        reader = stack.enter_context(open_bag(NAME, input_path))
         chosen = _choose_topics(reader, topics)
         segmenters = [create_segmenter(values.get, RunningMode.IMAGE,
                                        max(1, values['num_threads'] // jobs))
@@ -333,29 +388,42 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
         labels = serialize_message(String(data=labels_yaml(
             model_name(values.get), values['display_names_locale'], segmenters[0].labels,
             segmenters[0].display_names, values['output_confidence_masks'])))
+        outputs: Dict[str, str] = {}
+        for camera in cameras.values():
+            outputs.update((name, IMAGE_TYPE) for name in [camera.category, camera.overlay] +
+                           [t for _, t in camera.confidences] if name)
+            outputs[camera.labels] = 'std_msgs/msg/String'
+        aside = _interrupted_run(output_path) if resume else None
+        previous = stack.enter_context(open_bag(NAME, aside)) if aside else None
+        kept, resume_ns = _kept(previous, reader, outputs, cameras) if previous else ({}, None)
+        storage = previous.storage if previous else storage
         work = _Segmentation(reader, segmenters, values)
         skipped: List[str] = []
-        done = 0
+        done = sum(kept.get(_first_output(camera), 0) for camera in cameras.values())
+        for camera in cameras.values():
+            camera.labels_written = kept.get(camera.topic, 0) > 0
 
         def create() -> BagWriter:
-            writer = BagWriter(output_path, storage, force)
+            writer = BagWriter(output_path, storage, force, in_place=True)
             for topic, connections in reader.connections.items():
                 writer.add_topic(topic, reader.topics[topic], like=connections[0])
-            for camera in cameras.values():
-                for name in [camera.category, camera.overlay] + [t for _, t in
-                                                                 camera.confidences]:
-                    if name:
-                        writer.add_topic(name, IMAGE_TYPE, [_RELIABLE])
-                writer.add_topic(camera.labels, 'std_msgs/msg/String', [_LATCHED])
+            for name, msgtype in outputs.items():
+                writer.add_topic(name, msgtype, [_LATCHED if msgtype != IMAGE_TYPE
+                                                 else _RELIABLE])
+            if previous is not None:  # what the interrupted run finished, as it stored it
+                for message in previous.messages(list(previous.topics), views=True):
+                    if message.timestamp_ns >= resume_ns:
+                        break
+                    writer.write_raw(message.topic, message.timestamp_ns, message.raw)
             return writer
 
         def decoded() -> Iterator[Tuple[BagMessage, Union[_Frame, str, None]]]:
-            for message in reader.messages(list(reader.topics), views=True):
+            for message in reader.messages(list(reader.topics), resume_ns, views=True):
                 yield message, work.decode(message) if message.topic in cameras else None
         store = _WriterThread(output_path, create)
         frames = _ahead(decoded(), _AHEAD)
         bar = tqdm(total=reader.count(chosen), unit='frame', desc=NAME, disable=not progress,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, initial=sum(kept.get(t, 0) for t in chosen))
         # Messages in input order, each with the labels message to store after it (the
         # camera's first frame) and its outcome: None (not a frame), a problem, or a future.
         window: Deque[Tuple[BagMessage, Optional[bytes], Any]] = collections.deque()
@@ -386,7 +454,7 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
                     done += 1
                 bar.update()
 
-        complete = False
+        complete = interrupted = False
         try:
             for message, frame in frames:
                 labels_first = outcome = None
@@ -401,12 +469,48 @@ def segment_bag(input_path: Path, output_path: Path, model: Optional[str] = None
                 store_ready(jobs)
             store_ready(0)
             complete = True
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             frames.close()
             work.close()
             bar.close()
-            store.finish(complete)
+            store.finish(complete, keep=interrupted)
+            if interrupted:
+                print('%s: stopped; %s holds the frames segmented so far: run the same command '
+                      'with --resume to go on from there.' % (NAME, output_path),
+                      file=sys.stderr)
+    if aside is not None:
+        shutil.rmtree(aside)
     return done, skipped
+
+
+def _first_output(camera: _Camera) -> Optional[str]:
+    """Return the output topic a segmented frame of ``camera`` is counted on."""
+    return camera.category or next((t for _, t in camera.confidences), camera.overlay)
+
+
+def _kept(previous: BagReader, reader: BagReader, outputs: Dict[str, str],
+          cameras: Dict[str, _Camera]) -> Tuple[Dict[str, int], Optional[int]]:
+    """
+    Return what an interrupted run finished: messages per topic, and where to go on.
+
+    Messages are stored in input order, each frame followed by its outputs at its receive
+    time, and a bag cut short holds what was stored first: every message received before
+    the last one stored is complete with its outputs. Those are kept, the rest done again.
+    """
+    planned = {**reader.topics, **outputs}
+    other = sorted(t for t, kind in previous.topics.items() if planned.get(t) != kind)
+    if other:
+        raise BagError('Bag %s was written with other topics or outputs (%s): run without '
+                       '--resume.' % (previous.path, ', '.join(other)))
+    times = [(m.topic, m.timestamp_ns) for m in previous.messages(list(previous.topics),
+                                                                  views=True)]
+    if not times:
+        return {}, None
+    resume_ns = times[-1][1]
+    return collections.Counter(t for t, stamp in times if stamp < resume_ns), resume_ns
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -424,6 +528,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--overlay', action='store_true', help='also write the overlay topic')
     parser.add_argument('--storage', choices=sorted(STORAGES), default='mcap',
                         help='storage of OUTPUT (default mcap, as ros2 bag in Jazzy)')
+    parser.add_argument('--resume', action='store_true',
+                        help='go on with the unfinished OUTPUT of an interrupted run')
     parser.add_argument('--jobs', type=int, default=DEFAULT_JOBS,
                         help='frames segmented at once, each engine with num_threads // jobs '
                         'inference threads (default: one per CPU, at most 4, here %d)'
@@ -434,7 +540,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
         done, skipped = segment_bag(args.input, args.output, args.model, args.params_file,
                                     args.topics, args.force, args.output_namespace,
-                                    args.overlay, args.storage, jobs=args.jobs)
+                                    args.overlay, args.storage, jobs=args.jobs,
+                                    resume=args.resume)
         print('%s: segmented %d frames%s; wrote %s' % (
             NAME, done, ', skipped %d that did not decode' % len(skipped) if skipped else '',
             args.output))
