@@ -39,10 +39,11 @@ setup(
     entry_points={
         'console_scripts': [
             'fetch_models = image_segmenter_ros.engine.model_catalog:main',
-            'image_segmenter_node = image_segmenter_ros.node.image_segmenter_node:main',
+            'image_segmenter_node = image_segmenter_ros.node.main:main',
             'make_sample_bag = image_segmenter_ros.tools.make_sample_bag:main',
             'record = image_segmenter_ros.tools.record:main',
             'render = image_segmenter_ros.tools.render:main',
+            'repair_bag = image_segmenter_ros.tools.repair_bag:main',
             'replay_bag = image_segmenter_ros.tools.replay_bag:main',
             'segment_bag = image_segmenter_ros.tools.segment_bag:main',
         ],

@@ -16,11 +16,19 @@
 MediaPipe Image Segmenter models on LiteRT, as a pure-Python engine and a ROS 2 node.
 
 Three layers: ``engine`` (no ROS), ``node`` (the rclpy node and its glue) and ``tools``
-(bag tools and the demo). Importing this package loads the engine only.
+(bag tools and the demo). The engine's names below are loaded on first use, so that the
+executables can take over Ctrl-C before NumPy, OpenCV and LiteRT are imported.
 """
 
-from .engine import (ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult,
-                     keep_freed_memory, RunningMode)
+from typing import Any
 
 __all__ = ['ImageSegmenter', 'ImageSegmenterOptions', 'ImageSegmenterResult', 'RunningMode',
            'keep_freed_memory']
+
+
+def __getattr__(name: str) -> Any:
+    """Load the engine when one of its names is first read from this package."""
+    if name not in __all__:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    from . import engine
+    return getattr(engine, name)

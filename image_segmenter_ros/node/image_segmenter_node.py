@@ -479,31 +479,40 @@ class ImageSegmenterNode(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until SIGINT/SIGTERM; exit code 1 with one sentence on a bad setup."""
-    # Masks, messages and DDS buffers of every frame then reuse freed memory: at 720p this
-    # halves the node's processing time (page faults of fresh mmaps otherwise).
-    keep_freed_memory()
-    rclpy.init(args=args)
-    # Created before the slow start-up (model, topics): a signal that shuts the context down
-    # while an executor is being built leaves a half-built one that rclpy reports on exit.
-    executor = SingleThreadedExecutor()
-    node = None
+def run(stop: Any, args: Optional[List[str]] = None) -> int:
+    """
+    Run the node until a signal; return the exit code: 0, or 1 with one sentence on a bad setup.
+
+    ``stop`` is the installed handler (``main.StopSignals``); setting its ``stopping`` before
+    the cleanup makes every later signal harmless, so nothing interrupts it.
+    """
+    code = 0
+    executor = node = None
     try:
+        # Masks, messages and DDS buffers of every frame then reuse freed memory: at 720p this
+        # halves the node's processing time (page faults of fresh mmaps otherwise).
+        keep_freed_memory()
+        rclpy.init(args=args)
+        # Created before the slow start-up (model, topics): a signal that shuts the context
+        # down while an executor is being built leaves a half-built one rclpy reports on exit.
+        executor = SingleThreadedExecutor()
         node = ImageSegmenterNode()
         rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigurationError as error:
+        stop.stopping = True
         rclpy.logging.get_logger('image_segmenter').fatal(str(error))
-        return 1
+        code = 1
     except Exception:
         if rclpy.ok():
             raise
         # SIGINT or SIGTERM arrived while the node was still starting: a clean stop.
     finally:
-        executor.shutdown()
+        stop.stopping = True
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return code

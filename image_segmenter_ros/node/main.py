@@ -1,0 +1,73 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The node's executable: a stop by SIGINT or SIGTERM is quiet at any moment, even a second one.
+
+This module imports only the standard library, so its signal handler is in place before
+NumPy, OpenCV, LiteRT and rclpy load (Ctrl-C during those imports would print a traceback).
+rclpy's own handler, installed by ``rclpy.init``, shuts the context down and then calls ours.
+"""
+
+import signal
+from typing import Any, List, Optional
+
+
+class StopSignals:
+    """
+    The first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread; later ones do not.
+
+    ``ros2 launch`` forwards Ctrl-C to a node that the terminal has already sent it to, so two
+    signals often arrive a few milliseconds apart: the second must not interrupt the shutdown
+    that the first began.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM, unless ignored since start (a shell's background job)."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                signal.signal(signum, self)
+
+    def ignore(self) -> None:
+        """
+        Ignore SIGINT and SIGTERM from now on.
+
+        At exit Python gives a signal it handles back to the default action, which would end
+        the process by a late second signal while DDS is being torn down (exit code -2).
+        """
+        self.stopping = True
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is self:
+                signal.signal(signum, signal.SIG_IGN)
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run the node until SIGINT/SIGTERM (exit code 0); on a bad setup, one sentence and 1."""
+    stop = StopSignals()
+    try:
+        stop.install()
+        from .image_segmenter_node import run
+        return run(stop, args)
+    except KeyboardInterrupt:  # during the imports, or a signal racing the shutdown
+        return 0
+    finally:
+        stop.ignore()

@@ -1,0 +1,115 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Stopping the node executable with real signals, as a terminal and ``ros2 launch`` do.
+
+Ctrl-C in a terminal running ``ros2 launch`` reaches the node twice (the terminal's process
+group, then launch forwarding it), a few milliseconds apart; launch escalates to SIGTERM. Every
+way must end with exit code 0 and no traceback, within 2 s, at any moment: during the imports,
+while the model loads, and while frames are being segmented.
+"""
+
+import signal
+import threading
+import time
+from typing import List, Tuple
+
+import cv2
+import pytest
+from rclpy.qos import qos_profile_sensor_data
+from ros_harness import NodeProcess, wait_until
+from sensor_msgs.msg import Image
+from test_image_segmenter_node import image_msg, MODEL, NodeUnderTest
+
+STOP_SEC = 2.0
+# (first signal, second signal or None, seconds between them); each way is repeated.
+WAYS = [(signal.SIGINT, None, 0.0), (signal.SIGINT, signal.SIGINT, 0.002),
+        (signal.SIGINT, signal.SIGINT, 0.05), (signal.SIGTERM, None, 0.0),
+        (signal.SIGTERM, signal.SIGINT, 0.01)]
+REPEATS = 3
+
+
+def stop_and_time(process: NodeProcess, first: int, second: int, gap: float) -> Tuple[int, float]:
+    """Send the signal(s); return the exit code and the seconds from the first signal to exit."""
+    sent = time.monotonic()
+    process.process.send_signal(first)
+    if second is not None:
+        time.sleep(gap)
+        if process.process.poll() is None:
+            process.process.send_signal(second)
+    code = process.wait(10.0)
+    return code, time.monotonic() - sent
+
+
+def assert_clean(code: int, elapsed: float, log: str, what: str) -> None:
+    assert code == 0, '%s: exit code %d:\n%s' % (what, code, log)
+    assert elapsed < STOP_SEC, '%s: %.2f s to stop:\n%s' % (what, elapsed, log)
+    for spam in ('Traceback', 'KeyboardInterrupt', 'Error', 'did not stop'):
+        assert spam not in log, '%s:\n%s' % (what, log)
+
+
+@pytest.mark.parametrize('delay', [0.1, 0.2, 0.3])
+def test_ctrl_c_during_the_imports_is_a_clean_stop(env, tmp_path_factory, delay):
+    process = NodeProcess(['--params-file', 'config/%s.yaml' % MODEL, '-r', '__ns:=/early'],
+                          env, tmp_path_factory.mktemp('logs') / 'early.log')
+    time.sleep(delay)
+    code, elapsed = stop_and_time(process, signal.SIGINT, None, 0.0)
+    assert_clean(code, elapsed, process.log, 'SIGINT %.1f s after start' % delay)
+
+
+def test_every_way_of_stopping_a_busy_node_is_clean(env, probe, tmp_path_factory,
+                                                    megamind_frames):
+    """Nodes segmenting a 15 Hz stream, each stopped by one way; every way several times."""
+    frame = cv2.resize(megamind_frames[0], (360, 264), interpolation=cv2.INTER_AREA)
+    logs = tmp_path_factory.mktemp('logs')
+    failures: List[str] = []
+    for repeat in range(REPEATS):
+        nodes = []
+        for index, way in enumerate(WAYS):
+            namespace = '/stop%d_%d' % (repeat, index)
+            process = NodeProcess(['--params-file', 'config/%s.yaml' % MODEL, '-r',
+                                   'image:=/cam/stop%d' % repeat, '-r', '__ns:=' + namespace],
+                                  env, logs / ('%s.log' % namespace[1:]))
+            nodes.append((NodeUnderTest(probe, process, namespace, '/cam/stop%d' % repeat,
+                                        input_qos=qos_profile_sensor_data), way))
+        for node, _ in nodes:
+            probe.subscribe(Image, node.topic('category_mask'))
+        publisher = nodes[0][0]
+        done = threading.Event()
+
+        def stream():
+            count = 0
+            while not done.is_set():
+                publisher.publish(image_msg(frame, 'rgb8', 'load', 1.0 + count))
+                count += 1
+                time.sleep(1 / 15)
+        streamer = threading.Thread(target=stream)
+        streamer.start()
+        try:
+            for node, _ in nodes:  # each node is segmenting when it is stopped
+                wait_until(lambda: probe.messages(node.topic('category_mask')), 30.0,
+                           'masks from %s:\n%s' % (node.namespace, node.process.log))
+            for node, (first, second, gap) in nodes:
+                code, elapsed = stop_and_time(node.process, first, second, gap)
+                try:
+                    assert_clean(code, elapsed, node.process.log, '%s by %s then %s' % (
+                        node.namespace, signal.Signals(first).name,
+                        signal.Signals(second).name if second else 'nothing'))
+                except AssertionError as error:
+                    failures.append(str(error))
+        finally:
+            done.set()
+            streamer.join()
+    assert not failures, '\n\n'.join(failures)
