@@ -630,6 +630,7 @@ class BagWriter:
         """Declare a topic; ``like`` copies a read connection's definition and QoS."""
         if topic in self._connections:
             return
+        qos = list(qos) or (like.ext.offered_qos_profiles if like is not None else [])
         if like is not None and like.msgdef.data and like.digest:
             connection = self._writer.add_connection(
                 topic, msgtype, msgdef=like.msgdef.data, rihs01=like.digest,
@@ -637,7 +638,7 @@ class BagWriter:
         else:
             try:
                 connection = self._writer.add_connection(topic, msgtype, typestore=_TYPESTORE,
-                                                         offered_qos_profiles=list(qos))
+                                                         offered_qos_profiles=qos)
             except (KeyError, WriterError) as error:
                 raise BagError('Cannot record %s: message type %s is unknown (%s).'
                                % (topic, msgtype, error)) from None
