@@ -217,13 +217,14 @@ class ProcessMeter:
 class MaskRecorder:
     """Arrival time of every mask by its frame's stamp, from serialized messages."""
 
-    def __init__(self, probe: Any, namespace: str):
+    def __init__(self, probe: Any, namespace: str, topics: Sequence[str] = MASK_TOPICS):
         self._lock = threading.Lock()
+        self.topics = tuple(topics)
         self.arrivals: Dict[int, List[float]] = collections.defaultdict(list)
         self.subscriptions = [
             probe.node.create_subscription(Image, '%s/%s' % (namespace, topic), self._record,
                                            OUTPUT_QOS, raw=True)
-            for topic in MASK_TOPICS]
+            for topic in self.topics]
 
     def _record(self, raw: bytes) -> None:
         now = time.time()
@@ -238,7 +239,7 @@ class MaskRecorder:
         with self._lock:
             for stamp in stamps:
                 got = self.arrivals.get(stamp, ())
-                if len(got) >= len(MASK_TOPICS):
+                if len(got) >= len(self.topics):
                     latencies.append((max(got) - stamp * 1e-9) * 1000.0)
                 elif got:
                     partial += 1

@@ -14,7 +14,7 @@
 
 
 """
-The whole benchmark suite in one run: engine, node over DDS, and segment_bag.
+The whole benchmark suite in one run: engine, node over DDS, the afternoon baseline, segment_bag.
 
 Writes docs/benchmarks.md (machine, date, targets, every table, profile summaries),
 docs/images/benchmarks.png and the raw figures, docs/benchmarks.json.
@@ -29,6 +29,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import baseline_benchmark
 from bench_common import machine_description
 import engine_benchmark
 from matplotlib.figure import Figure
@@ -40,12 +41,13 @@ Target = Tuple[str, str, bool]
 
 
 def measure(quick: bool) -> Dict[str, Any]:
-    """Run the three benchmarks one after the other, in this process."""
+    """Run the benchmarks one after the other, in this process."""
     started = time.perf_counter()
     results: Dict[str, Any] = {'machine': machine_description(), 'quick': quick}
-    results['engine'] = (engine_benchmark.measure(frames=4, repeats=1, warmup=1)
-                         if quick else engine_benchmark.measure())
+    results['engine'] = (engine_benchmark.measure(**engine_benchmark.QUICK) if quick
+                         else engine_benchmark.measure())
     results['node'] = node_benchmark.measure(profile=True, quick=quick)
+    results['baseline'] = baseline_benchmark.measure(quick=quick)
     results['segment_bag'] = (segment_bag_benchmark.measure(frames=20, rounds=1) if quick
                               else segment_bag_benchmark.measure())
     results['seconds'] = time.perf_counter() - started
@@ -54,38 +56,56 @@ def measure(quick: bool) -> Dict[str, Any]:
 
 def all_targets(results: Dict[str, Any]) -> List[Target]:
     """Every target of the suite as (what, measured, met)."""
-    rows = [(name, '%.2fx' % value, met)
-            for name, value, met in engine_benchmark.targets(results['engine'])]
+    rows = engine_benchmark.targets(results['engine'])
     rows += node_benchmark.targets(results['node'])
+    rows += baseline_benchmark.targets(results['baseline'])
     rows += segment_bag_benchmark.targets(results['segment_bag'])
     return rows
 
 
 def plot(results: Dict[str, Any], path: Path) -> None:
-    """Engine times per model and frame size, node latency and segment_bag against the engine."""
-    figure = Figure(figsize=(13, 4.8))
-    engine_axes, node_axes = figure.subplots(1, 2, gridspec_kw={'width_ratios': [3, 2]})
-    engine = results['engine']['models']
-    groups = [(model, size) for model, by_size in engine.items() for size in by_size]
+    """Engine per model, CPU per frame at 30 Hz, node latency, and the node vs the baseline."""
+    figure = Figure(figsize=(14, 9))
+    (engine_axes, paced_axes), (node_axes, baseline_axes) = figure.subplots(2, 2)
+    engine = results['engine']
+    models = list(engine['models'])
+    size = engine_benchmark.TARGET_SIZE
     series = (('invoke t2', 'bare LiteRT invoke()'), ('ours both t2', 'ours segment()'),
               (engine_benchmark.MEDIAPIPE, 'MediaPipe Tasks segment()'))
-    width = 0.8 / len(series)
-    for offset, (variant, label) in enumerate(series):
-        engine_axes.bar([i + offset * width for i in range(len(groups))],
-                        [engine[model][size][variant]['median_ms'] for model, size in groups],
-                        width, label=label)
-    engine_axes.set_xticks([i + width for i in range(len(groups))])
-    engine_axes.set_xticklabels(['%s\n%s' % (model.split(' (')[0].replace(
-        'selfie_segmentation', 'selfie'), size) for model, size in groups], fontsize=8)
+    grouped_bars(engine_axes, models, [
+        (label, [engine['models'][model][size][variant]['median_ms'] for model in models])
+        for variant, label in series])
     engine_axes.set_ylabel('milliseconds per frame (median)')
-    engine_axes.set_title('Engine, both masks, 2 inference threads')
-    engine_axes.legend(fontsize=8)
+    engine_axes.set_title('Engine per model, %s, both masks, 2 inference threads, back to back'
+                          % size)
+    threads = engine['settings']['node_threads']
+    paced = [model for model in models if model in engine.get('paced', {})]
+    grouped_bars(paced_axes, paced, [
+        ('ours, %d thread%s' % (threads, '' if threads == 1 else 's'),
+         [engine['paced'][model]['ours both t%d' % threads]['paced_cpu_ms'] for model in paced]),
+        ('MediaPipe Tasks', [engine['paced'][model][engine_benchmark.MEDIAPIPE]['paced_cpu_ms']
+                             for model in paced])])
+    paced_axes.set_ylabel('CPU milliseconds per frame (all threads)')
+    paced_axes.set_title('Engine called at %.0f Hz, %s, both masks'
+                         % (engine_benchmark.PACED_HZ, size))
     node_benchmark.plot_latency(results['node'], node_axes)
+    baseline_benchmark.plot(results['baseline'], baseline_axes)
     date = results['machine'][0].replace('Date: ', '')
     figure.suptitle('image_segmenter_ros benchmarks, %s' % date)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
+
+
+def grouped_bars(axes: Any, models: List[str], series: List[Tuple[str, List[float]]]) -> None:
+    """Draw one group of bars per model, one bar per series."""
+    width = 0.8 / len(series)
+    for offset, (label, values) in enumerate(series):
+        axes.bar([i + offset * width for i in range(len(models))], values, width, label=label)
+    axes.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(models))])
+    axes.set_xticklabels([engine_benchmark.short_name(model).replace('_segment', '_\nsegment')
+                          for model in models], fontsize=7)
+    axes.legend(fontsize=8)
 
 
 def markdown(results: Dict[str, Any], image: str) -> str:
@@ -104,6 +124,8 @@ def markdown(results: Dict[str, Any], image: str) -> str:
     lines += ['', '## Engine: ours vs MediaPipe Tasks vs bare LiteRT', '',
               engine_benchmark.markdown(results['engine']), '',
               '## Node end to end over DDS', '', node_benchmark.markdown(results['node']), '',
+              '## Node vs the afternoon baseline (MediaPipe Tasks in a plain rclpy node)', '',
+              baseline_benchmark.markdown(results['baseline']), '',
               '## Offline: segment_bag vs the engine', '',
               segment_bag_benchmark.markdown(results['segment_bag']), '']
     return '\n'.join(lines)

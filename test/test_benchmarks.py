@@ -36,13 +36,27 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
 
     figures = json.loads(page.with_suffix('.json').read_text())
     engine = figures['engine']['models']
+    # The Tasks models where they were fetched (from ../shared), else named as missing.
+    assert set(engine) | set(figures['engine']['missing']) >= {
+        'selfie_segmentation', 'selfie_segmentation_landscape', 'selfie_segmenter',
+        'selfie_segmenter_landscape', 'hair_segmenter', 'deeplab_v3'}
     assert set(engine) >= {'selfie_segmentation', 'selfie_segmentation_landscape'}
     for by_size in engine.values():
         assert set(by_size) == {'640x480', '1280x720'}
         for variants in by_size.values():
-            assert {'invoke t1', 'invoke t2', 'ours both t1', 'ours both t2',
-                    'ours confidence t2', 'ours category t2'} <= set(variants)
+            ours = {'ours %s t%d' % (outputs, threads) for threads in (1, 2)
+                    for outputs in ('both', 'confidence', 'category')}
+            assert ours | {'invoke t1', 'invoke t2', 'mediapipe both',
+                           'write masks'} <= set(variants)
             assert all(value['median_ms'] > 0 for value in variants.values())
+    assert set(figures['engine']['paced']) == set(engine)
+    for variants in figures['engine']['paced'].values():
+        assert {'ours both t1', 'ours both t2', 'mediapipe both', 'compute loop'} <= set(variants)
+        assert all(value['paced_ms'] > 0 and value['paced_cpu_ms'] > 0
+                   for value in variants.values())
+    runs = figures['baseline']['runs']
+    assert {run['kind'] for run in runs} == {'ours', 'baseline'}, runs
+    assert all(run['answered'] > 0 and run['cpu_ms_per_answered'] > 0 for run in runs), runs
     node = figures['node']
     assert node['scenarios'], 'the node benchmark ran no scenario'
     for scenario in node['scenarios']:
@@ -60,7 +74,8 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
 
     text = page.read_text()
     for heading in ('## Targets', '## Engine', '## Node end to end over DDS',
-                    '### Profile of the node', '## Offline: segment_bag',
+                    '### Profile of the node', '## Node vs the afternoon baseline',
+                    'At a steady 30 Hz', '## Offline: segment_bag',
                     'Profile of one `segment_bag` run'):
         assert heading in text
     assert text.count('| met |') + text.count('| **not met** |') >= 10

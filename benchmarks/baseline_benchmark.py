@@ -1,0 +1,263 @@
+# Copyright 2026 The image_segmenter_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Our node against the baseline node a user writes in an afternoon (baseline_afternoon_node.py).
+
+Same frames (real Megamind.avi, bgr8, as cameras send), same rate (30 Hz), same DDS set-up
+(the large-image Fast DDS profile for every process, a reliable publisher, each node's
+subscription best effort with sensor-data QoS), same outputs (the category mask and the
+confidence masks MediaPipe gives: for a one-channel model its foreground mask only, so our
+node computes no background mask), both in LIVE_STREAM mode, at VGA and 720p, with the selfie
+model and with deeplab_v3. Each run starts a fresh node; ours and the baseline alternate.
+CPU per frame: the node process's CPU time over the measured stream (all its threads),
+divided by the frames it answered; latency: a frame's last mask arriving here minus its
+header stamp (its send time).
+
+    .venv/bin/python benchmarks/baseline_benchmark.py [--seconds 12] [--quick]
+"""
+
+import argparse
+import json
+from pathlib import Path
+import signal
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from bench_common import DDS_PROFILE, machine_description, use_dds_profile
+from image_segmenter_ros.engine.model_catalog import ModelNotFoundError, resolve_model
+from image_segmenter_ros.engine.tflite_metadata import read_segmenter_metadata
+from image_segmenter_ros.node.output_messages import confidence_topics
+import node_benchmark
+from node_benchmark import (Bench, CommandNode, harness, image_messages, INPUT_QOS,
+                            MaskRecorder, ProcessMeter, Publisher, real_frames, summarise,
+                            wait_for_answers)
+from sensor_msgs.msg import Image
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # pragma: no cover - older robots ship tflite-runtime instead
+    from tflite_runtime.interpreter import Interpreter
+
+BASELINE = Path(__file__).resolve().parent / 'baseline_afternoon_node.py'
+# The first fetched of each group: the Tasks selfie model (the legacy one has its weights).
+MODEL_CHOICES = (('selfie_segmenter', 'selfie_segmentation'), ('deeplab_v3',))
+SIZES = ('VGA', '720p')
+HZ = 30.0
+ENCODING = 'bgr8'
+KINDS = ('ours', 'baseline')
+CPU_VS_BASELINE = 1.0 / 3.0
+P50_VS_BASELINE = 0.5
+
+
+def chosen_models() -> Tuple[Dict[str, Path], List[str]]:
+    """Return the models to run by name, and why the others are not run."""
+    paths, missing = {}, []
+    for choices in MODEL_CHOICES:
+        for name in choices:
+            try:
+                paths[name] = resolve_model(name)
+                break
+            except ModelNotFoundError as error:
+                reason = str(error)
+        else:
+            missing.append('%s: %s' % (' or '.join(choices), reason))
+    return paths, missing
+
+
+def output_topics(path: Path) -> List[str]:
+    """Return the category topic and the topics of the masks MediaPipe gives, named as ours."""
+    labels = list(read_segmenter_metadata(path.read_bytes()).labels)
+    classes = int(Interpreter(model_path=str(path)).get_output_details()[-1]['shape'][-1])
+    if classes == 1:  # ours adds a background mask that MediaPipe has not: not asked for
+        return ['category_mask'] + confidence_topics(['background'] + labels)[1:]
+    return ['category_mask'] + confidence_topics(labels)
+
+
+def run(bench: Bench, kind: str, path: Path, size: str, topics: Sequence[str],
+        seconds: float, warm_up: float) -> Dict[str, Any]:
+    """Stream one size into a fresh node of ``kind``; return its figures."""
+    bench.count += 1
+    namespace = '/baseline_bench_%d' % bench.count
+    topic = namespace + '/camera/image'
+    remaps = ['-r', 'image:=' + topic, '-r', '__ns:=' + namespace]
+    log_path = bench.log_dir / ('%s_%d.log' % (kind, bench.count))
+    if kind == 'ours':
+        node = harness.NodeProcess(
+            ['-p', 'model:=' + str(path), '-p', 'running_mode:=LIVE_STREAM',
+             '-p', 'output_category_mask:=true', '-p', 'output_confidence_masks:=true']
+            + remaps, bench.env, log_path)
+    else:
+        node = CommandNode([sys.executable, str(BASELINE), str(path)] + list(topics)
+                           + ['--ros-args'] + remaps, bench.env, log_path)
+    probe = bench.probe.node
+    recorder = MaskRecorder(bench.probe, namespace, topics)
+    publisher = probe.create_publisher(Image, topic, INPUT_QOS)
+    try:
+        harness.wait_until(
+            lambda: publisher.get_subscription_count() >= 1 and all(
+                probe.count_publishers('%s/%s' % (namespace, name)) >= 1 for name in topics),
+            90.0, 'the %s node to connect:\n%s' % (kind, log_path.read_text()))
+        sender = Publisher(publisher, image_messages(real_frames(*node_benchmark.SIZES[size]),
+                                                     ENCODING))
+        meter = ProcessMeter(node.process.pid)
+        sender.stream(warm_up, HZ)
+        cpu_start = meter.cpu_seconds()
+        stamps, rate = sender.stream(seconds, HZ)
+        wait_for_answers(recorder, stamps, 5.0)
+        cpu = meter.cpu_seconds() - cpu_start
+        memory = meter.memory_mb()
+    finally:
+        code = node.stop(signal.SIGINT, timeout=30.0)
+        probe.destroy_publisher(publisher)
+        for subscription in recorder.subscriptions:
+            probe.destroy_subscription(subscription)
+    result = summarise(recorder, stamps, rate, seconds)
+    result.update(memory)
+    result.update({'kind': kind, 'exit_code': code, 'cpu_s': cpu,
+                   'cpu_ms_per_answered': 1e3 * cpu / max(1, result['answered']),
+                   'cpu_ms_per_sent': 1e3 * cpu / max(1, len(stamps))})
+    return result
+
+
+def measure(seconds: float = 12.0, warm_up: float = 3.0, quick: bool = False,
+            log_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Run ours and the baseline on every chosen model and size; return JSON-able results."""
+    sizes = SIZES
+    paths, missing = chosen_models()
+    if quick:
+        seconds, warm_up, sizes = 2.0, 1.0, SIZES[:1]
+        paths = dict(list(paths.items())[:1])
+    temporary = None if log_dir else tempfile.TemporaryDirectory(prefix='baseline_benchmark_')
+    use_dds_profile(DDS_PROFILE)
+    bench = Bench(Path(log_dir or temporary.name))
+    results: Dict[str, Any] = {'seconds': seconds, 'warm_up': warm_up, 'hz': HZ,
+                               'missing': missing, 'runs': []}
+    try:
+        for model, path in paths.items():
+            topics = output_topics(path)
+            for size in sizes:
+                order = KINDS if len(results['runs']) % 4 == 0 else KINDS[::-1]
+                for kind in order:
+                    print('baseline benchmark: %s %s %s ...' % (kind, model, size),
+                          file=sys.stderr, flush=True)
+                    result = run(bench, kind, path, size, topics, seconds, warm_up)
+                    result.update({'model': model, 'size': size, 'topics': len(topics)})
+                    results['runs'].append(result)
+    finally:
+        bench.close()
+        if temporary:
+            temporary.cleanup()
+    return results
+
+
+def pairs(results: Dict[str, Any]) -> List[Tuple[Dict[str, Any], Dict[str, Any]]]:
+    """Pair the run of ours with the baseline's for each model and size."""
+    by_key = {(run['model'], run['size'], run['kind']): run for run in results['runs']}
+    return [(by_key[(model, size, 'ours')], by_key[(model, size, 'baseline')])
+            for model, size, kind in by_key if kind == 'ours'
+            and (model, size, 'baseline') in by_key]
+
+
+def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
+    """Ours against the baseline: CPU per answered frame and latency p50, per model and size."""
+    out = []
+    for ours, baseline in pairs(results):
+        where = '%s %s %.0f Hz' % (ours['model'], ours['size'], results['hz'])
+        cpu = ours['cpu_ms_per_answered'] / baseline['cpu_ms_per_answered']
+        out.append(('node vs afternoon baseline, %s: CPU per frame <= 1/3 of its' % where,
+                    '%.2fx (%.1f / %.1f ms)' % (cpu, ours['cpu_ms_per_answered'],
+                                                baseline['cpu_ms_per_answered']),
+                    cpu <= CPU_VS_BASELINE))
+        if ours['latency_p50'] is None or baseline['latency_p50'] is None:
+            out.append(('node vs afternoon baseline, %s: latency p50 <= 1/2 of its' % where,
+                        'no frame answered', False))
+            continue
+        p50 = ours['latency_p50'] / baseline['latency_p50']
+        out.append(('node vs afternoon baseline, %s: latency p50 <= 1/2 of its' % where,
+                    '%.2fx (%.1f / %.1f ms)' % (p50, ours['latency_p50'],
+                                                baseline['latency_p50']),
+                    p50 <= P50_VS_BASELINE))
+    return out
+
+
+def _ms(value: Optional[float]) -> str:
+    return 'n/a' if value is None else '%.1f ms' % value
+
+
+def markdown(results: Dict[str, Any]) -> str:
+    """Return the runs as one table, ours beside the baseline."""
+    lines = ['%.0f s per run after a %.0f s warm-up, %.0f Hz, %s frames; each run a fresh '
+             'node. CPU: the node process over the measured stream, per frame answered (and '
+             'per frame sent); drops: frames sent without all their masks.'
+             % (results['seconds'], results['warm_up'], results['hz'], ENCODING), '']
+    lines += ['- not run: %s' % reason for reason in results['missing']]
+    lines += ['', '| model | frame | node | topics | sent | drops | p50 | p95 | p99 '
+              '| CPU per frame (per sent) | RSS (peak) |',
+              '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for ours, baseline in pairs(results):
+        for run in (ours, baseline):
+            lines.append('| %s | %s | %s | %d | %d | %d (%.1f %%) | %s | %s | %s | %.1f ms '
+                         '(%.1f ms) | %.0f (%.0f) MB |' % (
+                             run['model'], run['size'],
+                             'ours' if run['kind'] == 'ours' else 'afternoon baseline',
+                             run['topics'], run['sent'], run['drops'], run['drops_pct'],
+                             _ms(run['latency_p50']), _ms(run['latency_p95']),
+                             _ms(run['latency_p99']), run['cpu_ms_per_answered'],
+                             run['cpu_ms_per_sent'], run['rss_mb'], run['peak_rss_mb']))
+    return '\n'.join(lines) + '\n'
+
+
+def plot(results: Dict[str, Any], axes: Any) -> None:
+    """Draw CPU per frame and latency p50 of ours and the baseline for every run."""
+    runs = pairs(results)
+    width = 0.2
+    series = (('ours', 0, 'cpu_ms_per_answered', 'CPU per frame'),
+              ('afternoon baseline', 1, 'cpu_ms_per_answered', 'CPU per frame'),
+              ('ours', 0, 'latency_p50', 'latency p50'),
+              ('afternoon baseline', 1, 'latency_p50', 'latency p50'))
+    for offset, (label, which, key, what) in enumerate(series):
+        axes.bar([index + offset * width for index in range(len(runs))],
+                 [pair[which][key] or 0.0 for pair in runs], width,
+                 label='%s, %s' % (label, what), hatch='//' if 'latency' in key else None)
+    axes.set_xticks([index + 1.5 * width for index in range(len(runs))])
+    axes.set_xticklabels(['%s\n%s' % (ours['model'], ours['size']) for ours, _ in runs],
+                         fontsize=8)
+    axes.set_ylabel('milliseconds')
+    axes.set_title('Node vs the afternoon baseline, %.0f Hz' % results['hz'])
+    axes.legend(fontsize=7)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the comparison and print its table and targets."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--seconds', type=float, default=12.0, help='per run')
+    parser.add_argument('--warm-up', type=float, default=3.0)
+    parser.add_argument('--quick', action='store_true', help='a smoke run')
+    parser.add_argument('--json', type=Path, help='also write the results as JSON here')
+    parser.add_argument('--log-dir', type=Path, help="keep the nodes' logs here")
+    args = parser.parse_args(argv)
+    results = measure(args.seconds, args.warm_up, args.quick, args.log_dir)
+    print('\n'.join('- %s' % line for line in machine_description()))
+    print(markdown(results))
+    for name, value, met in targets(results):
+        print('%s: %s, %s' % (name, value, 'met' if met else 'not met'))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
