@@ -19,8 +19,10 @@ Demo: a real video through the live node over DDS, as a bag replay test on a rob
 rosbag2 (``make_sample_bag``), starts ``image_segmenter_node`` with the arguments a launch
 file passes (VIDEO mode, reliable input, so every frame is segmented), replays the bag into it
 at recorded speed (``replay_bag``), records the camera and the node's outputs (``record``),
-renders ``<output>/demo.png`` (``render``) and prints latency and throughput. DDS stays on
-the loopback interface, in a domain of its own.
+renders ``<output>/demo.png`` (``render``) and prints latency and throughput. Then the same
+with the multi-class and hair models (``--extra-models``, default deeplab_v3 and
+hair_segmenter), into ``<output>/demo_<model>.png``; a model whose file is not installed is
+named in one line and left out. DDS stays on the loopback interface, in a domain of its own.
 """
 
 import argparse
@@ -41,6 +43,7 @@ from .cli import run
 from .make_sample_bag import make_sample_bag
 from .render import render
 from ..engine import RunningMode
+from ..engine.model_catalog import ModelNotFoundError, resolve_model
 from ..node.output_messages import CATEGORY_TOPIC, confidence_topics
 from ..node.parameters import create_segmenter, load_parameters
 
@@ -51,6 +54,8 @@ CHECKOUT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_VIDEO = Path(os.environ.get(
     'IMAGE_SEGMENTER_ROS_VIDEO_DIR',
     Path.home() / '.cache' / 'image_segmenter_ros' / 'videos')) / 'Megamind.avi'
+# Pictures made after the main one, and the class whose confidence each shows.
+EXTRA_MODELS = {'deeplab_v3': 'person', 'hair_segmenter': 'hair'}
 
 
 def use_demo_environment() -> Dict[str, str]:
@@ -129,11 +134,12 @@ def latency_summary(recording: Path) -> Dict[str, object]:
             'fps': (len(masks) - 1) / span if span else 0.0}
 
 
-def output_topics(params_file: Path) -> List[str]:
-    """Return the category mask and last class's confidence topics of the file's model."""
+def output_topics(params_file: Path, shown: Optional[str] = None) -> List[str]:
+    """Return the category mask topic and one confidence topic (``shown``, else the last)."""
     with create_segmenter(load_parameters(params_file).get, RunningMode.IMAGE) as segmenter:
         labels = segmenter.labels
-    return [CATEGORY, NAMESPACE + '/' + confidence_topics(labels)[-1]]
+    index = labels.index(shown) if shown in labels else -1
+    return [CATEGORY, NAMESPACE + '/' + confidence_topics(labels)[index]]
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 15.0) -> None:
@@ -147,12 +153,30 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 1
             process.wait()
 
 
-def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
-             work: Path) -> int:
-    """Run every step; return the process exit code."""
+def run_demo(video: Path, output: Path, model: str, frames: Optional[int], work: Path,
+             extra_models: Sequence[str] = ()) -> int:
+    """Make the main picture, then one per extra model; return the process exit code."""
+    code = run_model(video, output / 'demo.png', model, frames, work)
+    for extra in extra_models:
+        params_file = config_file(extra + '.yaml')
+        try:
+            resolve_model(load_parameters(params_file)['model'])
+        except ModelNotFoundError as error:
+            print('\nNo %s picture: %s' % (extra, error))
+            continue
+        print()
+        code = max(code, run_model(video, output / ('demo_%s.png' % extra), extra, frames,
+                                   work / extra, EXTRA_MODELS.get(extra)))
+    return code
+
+
+def run_model(video: Path, picture: Path, model: str, frames: Optional[int], work: Path,
+              shown: Optional[str] = None) -> int:
+    """Run every step with one model, its confidence of ``shown``; return the exit code."""
     env = use_demo_environment()
     params_file = config_file(model + '.yaml')
-    outputs = output_topics(params_file)
+    outputs = output_topics(params_file, shown)
+    work.mkdir(parents=True, exist_ok=True)
     sample, recording = work / 'megamind_bag', work / 'megamind_recording'
     log_path = work / 'node.log'
     count = make_sample_bag(video, sample, frames=frames, topic=CAMERA, force=True)
@@ -190,8 +214,7 @@ def run_demo(video: Path, output: Path, model: str, frames: Optional[int],
         if recorder is not None:
             stop(recorder)
         stop(node)
-    output.mkdir(parents=True, exist_ok=True)
-    picture = output / 'demo.png'
+    picture.parent.mkdir(parents=True, exist_ok=True)
     render(recording, picture)
     summary = latency_summary(recording)
     print('\nReplayed %d frames of %s (720x528) through image_segmenter_node (%s, VIDEO mode) '
@@ -214,6 +237,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--output', type=Path, default=Path('output'))
     parser.add_argument('--keep-bags', action='store_true',
                         help='keep the sample bag and the recording in OUTPUT')
+    parser.add_argument('--extra-models', nargs='*', default=list(EXTRA_MODELS),
+                        metavar='MODEL', help='models that make a picture each after the main '
+                        'one, where installed (default: %(default)s)')
     args = parser.parse_args(argv)
     if not args.video.exists():
         print('Sample video %s is missing (run `make videos`).' % args.video, file=sys.stderr)
@@ -222,9 +248,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
         try:
             if args.keep_bags:
-                return run_demo(args.video, args.output, args.model, args.frames, args.output)
+                return run_demo(args.video, args.output, args.model, args.frames, args.output,
+                                args.extra_models)
             with tempfile.TemporaryDirectory(prefix='image_segmenter_demo_') as work:
-                return run_demo(args.video, args.output, args.model, args.frames, Path(work))
+                return run_demo(args.video, args.output, args.model, args.frames, Path(work),
+                                args.extra_models)
         except (TimeoutError, subprocess.SubprocessError) as error:  # a step failed or hung
             print('demo: error: %s' % error, file=sys.stderr)
             return 1
