@@ -264,3 +264,75 @@ def check_recording(bag: Path, sent: List[Tuple[float, Image]], killed: float) -
     assert len(recorded) >= due, '%s: %d of the %d messages sent more than 1 s before the ' \
         'kill' % (bag.name, len(recorded), due)
     assert recorded == [msg for _, msg in sent[:len(recorded)]], bag.name
+
+
+# Acceptance: record killed 6 s into a 24 frames/s replay of full-size frames; segment_bag
+# reads all but the last second of it; repair_bag makes it a complete bag that an
+# independent MCAP reader (and sqlite3 itself) reads whole.
+
+@pytest.fixture(scope='module')
+def megamind_24fps(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp('bags') / 'megamind'
+    make_sample_bag(VIDEO, path, frames=180, rate=24.0, topic=CAMERA)
+    return path
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_a_recording_killed_six_seconds_into_a_replay_is_segmented_and_repaired(
+        storage, megamind_24fps, env, tmp_path, capsys):
+    recording = tmp_path / 'recording'
+    recorder = start(env, 'record', recording, '--topics', CAMERA, '--storage', storage)
+    probe = Probe(int(env['ROS_DOMAIN_ID']))
+    try:
+        probe.subscribe(Image, CAMERA)  # tells when the replay starts
+        replayer = start(env, 'replay_bag', megamind_24fps, '--wait-for-subscribers', 60,
+                         '--subscribers', 2)
+        first = probe.wait_for(CAMERA, timeout=60.0)[0]
+        time.sleep(max(0.0, probe.arrival[id(first)] + 6.0 - time.time()))
+        recorder.kill()  # SIGKILL, 6 s (144 frames) into the replay
+        recorder.communicate(timeout=30)
+        replayer.send_signal(signal.SIGINT)
+        replayer.communicate(timeout=30)
+    finally:
+        probe.close()
+    assert not is_complete(recording)
+    before = stored(recording)
+    assert len(before) >= 120
+
+    out = tmp_path / 'segmented'
+    params = categories_only(tmp_path / 'params.yaml')
+    assert segment_bag_main([str(recording), str(out), '--params-file', str(params)]) == 0
+    captured = capsys.readouterr()
+    assert 'Bag %s was cut short (never closed: no metadata.yaml' % recording in captured.err
+    assert 'reading its %d complete messages' % len(before) in captured.err
+    assert 'segmented %d frames' % len(before) in captured.out
+
+    assert repair_bag_main([str(recording)]) == 0  # in place
+    assert 'wrote %d messages to %s, a complete bag' % (len(before), recording) in \
+        capsys.readouterr().out
+    assert is_complete(recording) and stored(recording) == before
+    with BagReader(recording) as reader:
+        assert reader.cut_short is None and reader.count([CAMERA]) == len(before)
+    metadata = yaml.safe_load((recording / 'metadata.yaml').read_text())
+    assert metadata['rosbag2_bagfile_information']['message_count'] == len(before)
+    frames = [deserialize_message(raw, Image) for _, _, raw in before]
+    if storage == 'mcap':
+        with open(recording / 'recording.mcap', 'rb') as stream:
+            reader = make_reader(stream, decoder_factories=[DecoderFactory()])
+            summary = reader.get_summary()
+            assert summary.statistics.message_count == len(before)
+            decoded = [(message.log_time, ros) for _, _, message, ros in
+                       reader.iter_decoded_messages(log_time_order=True)]
+    else:
+        connection = sqlite3.connect('file:%s?mode=ro' % (recording / 'recording.db3'),
+                                     uri=True)
+        assert connection.execute('PRAGMA integrity_check').fetchone() == ('ok',)
+        decoded = [(stamp_ns, deserialize_message(raw, Image)) for stamp_ns, raw in
+                   connection.execute('SELECT timestamp, data FROM messages ORDER BY id')]
+        connection.close()
+    assert [stamp_ns for stamp_ns, _ in decoded] == [stamp_ns for _, stamp_ns, _ in before]
+    for (_, msg), frame in zip(decoded, frames):
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.width, msg.height,
+                msg.encoding, bytes(msg.data)) == (
+            frame.header.stamp.sec, frame.header.stamp.nanosec, frame.width, frame.height,
+            frame.encoding, bytes(frame.data))
