@@ -377,7 +377,7 @@ class ImageSegmenterNode(Node):
         start = time.perf_counter()
         try:
             image = message_to_array(msg, settings.max_input_pixels)
-            result = self._segment(image, msg.header.stamp, bool(confidences),
+            result = self._segment(image, msg.header.stamp, confidences,
                                    category or overlay, settings.rotation_degrees)
         except (InvalidImageError, ValueError) as error:
             self._reject(str(error))
@@ -415,12 +415,17 @@ class ImageSegmenterNode(Node):
         self._warned[kind] = now
         self.get_logger().warning('Rejected a frame from %s: %s' % (self._input_topic, reason))
 
-    def _segment(self, image: np.ndarray, stamp: Any, confidence: bool,
+    def _segment(self, image: np.ndarray, stamp: Any, confidences: List[int],
                  category: bool, rotation: int) -> Optional[ImageSegmenterResult]:
-        """Run the engine for the requested masks; None when a VIDEO frame must be skipped."""
+        """
+        Run the engine for the requested masks; None when a VIDEO frame must be skipped.
+
+        Only the confidence masks of ``confidences`` (the classes with subscribers) are made.
+        """
+        wanted = {'output_confidence_masks': bool(confidences),
+                  'output_category_mask': category, 'confidence_classes': confidences}
         if self._mode != RunningMode.VIDEO:
-            return self._segmenter.segment(image, rotation, output_confidence_masks=confidence,
-                                           output_category_mask=category)
+            return self._segmenter.segment(image, rotation, **wanted)
         timestamp = stamp_to_ms(stamp)
         if self._last_stamp_ms is not None and timestamp <= self._last_stamp_ms:
             if timestamp == self._last_stamp_ms:
@@ -435,9 +440,7 @@ class ImageSegmenterNode(Node):
             self._segmenter.close()
             self._segmenter = self._create_segmenter()
         self._last_stamp_ms = timestamp
-        return self._segmenter.segment_for_video(image, timestamp, rotation,
-                                                 output_confidence_masks=confidence,
-                                                 output_category_mask=category)
+        return self._segmenter.segment_for_video(image, timestamp, rotation, **wanted)
 
     # Diagnostics
 

@@ -68,7 +68,7 @@ def node_arguments(image_topic_default: str) -> List[DeclareLaunchArgument]:
                     default_value=_config('fastdds_large_images.xml'))),
             description='Fast DDS XML profile of the node (default: the one already in the '
                         'environment, else shared memory large enough for whole images); '
-                        'empty: the environment as it is.'),
+                        'none: the environment as it is.'),
     ] + [
         DeclareLaunchArgument(
             spec.name, default_value='',
@@ -111,10 +111,10 @@ def parameter_overrides(context: LaunchContext) -> Dict[str, Any]:
 
 
 def _dds_environment(context: LaunchContext) -> Dict[str, str]:
-    """Point Fast DDS 2.x and 3.x at the profile; an empty one leaves the environment alone."""
+    """Point Fast DDS 2.x and 3.x at the profile; none (or empty) leaves the environment alone."""
     profile = LaunchConfiguration('dds_profile').perform(context)
     return ({'FASTRTPS_DEFAULT_PROFILES_FILE': profile,
-             'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile else {})
+             'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile not in ('', 'none') else {})
 
 
 def node_action(context: LaunchContext, namespace: str) -> Node:
