@@ -162,3 +162,27 @@ def test_hair_model_alpha_channel_is_zeroed_like_mediapipe(tasks_model, megamind
         interpreter.invoke()
         hair.append(interpreter.get_tensor(tensor_out['index'])[0].argmax(axis=2))
     assert (hair[0] != hair[1]).mean() > 0.01, 'the raw model ignores its 4th channel'
+
+
+def test_confidence_classes_computes_only_those_masks(tasks_model, legacy_models,
+                                                      megamind_frames):
+    """The node's per-subscriber masks: the same values, and nothing made for other classes."""
+    frame = megamind_frames[1]
+    for model, classes in ((tasks_model('deeplab_v3'), [PERSON, 11]),
+                           (legacy_models['selfie_segmentation'], [1])):
+        with ImageSegmenter.create_from_options(ImageSegmenterOptions(
+                model_path=str(model), output_category_mask=True)) as segmenter:
+            full = segmenter.segment(frame)
+            some = segmenter.segment(frame, confidence_classes=classes,
+                                     output_category_mask=False)
+            for index, mask in enumerate(some.confidence_masks):
+                if index in classes:
+                    np.testing.assert_array_equal(mask, full.confidence_masks[index])
+                else:
+                    assert mask is None
+            assert len(some.confidence_masks) == len(full.confidence_masks)
+            assert some.category_mask is None
+            count = len(full.confidence_masks)
+            with pytest.raises(ValueError, match='confidence_classes must be class indices '
+                               'from 0 to %d, not \\[%d\\]' % (count - 1, count)):
+                segmenter.segment(frame, confidence_classes=[count])

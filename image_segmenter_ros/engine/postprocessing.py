@@ -25,7 +25,7 @@ The category mask is MediaPipe's per-pixel loop compiled with numba when it is i
 """
 
 from functools import lru_cache
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -111,21 +111,22 @@ def confidence_planes(tensor: np.ndarray, activation: Activation,
 
 
 def confidence_masks(tensor: np.ndarray, activation: Activation, width: int, height: int,
-                     workspace: Optional['Workspace'] = None) -> List[np.ndarray]:
+                     workspace: Optional['Workspace'] = None,
+                     classes: Optional[Sequence[int]] = None) -> List[Optional[np.ndarray]]:
     """
     One float32 mask per class at the output size; the activation at tensor resolution.
 
     With a workspace, the planes at tensor resolution are its buffer (no fresh memory per
-    frame); the masks returned are always new arrays.
+    frame); the masks returned are always new arrays. ``classes`` limits the masks made at
+    the output size (the costly part with many classes) to those indices; the others are None.
     """
     resizing = tensor.shape[:2] != (height, width)
     shape = (tensor.shape[2],) + tensor.shape[:2]
     planes = confidence_planes(tensor, activation, workspace.get('planes', shape)
                                if workspace is not None and resizing else None)
-    if not resizing:
-        return list(planes)
-    return [cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR)
-            for plane in planes]
+    wanted = range(len(planes)) if classes is None else set(classes)
+    return [(cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) if resizing
+             else plane) if index in wanted else None for index, plane in enumerate(planes)]
 
 
 @lru_cache(maxsize=32)

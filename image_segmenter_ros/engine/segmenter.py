@@ -25,7 +25,7 @@ import enum
 import logging
 from pathlib import Path
 import threading
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 import weakref
 
 import numpy as np
@@ -301,26 +301,31 @@ class ImageSegmenter:
 
     def segment(self, image: np.ndarray, rotation_degrees: int = 0, *,
                 output_confidence_masks: Optional[bool] = None,
-                output_category_mask: Optional[bool] = None) -> ImageSegmenterResult:
+                output_category_mask: Optional[bool] = None,
+                confidence_classes: Optional[Sequence[int]] = None) -> ImageSegmenterResult:
         """
         Segment one image (IMAGE mode).
 
         The keyword-only overrides narrow the outputs of this call, e.g. when nobody consumes
-        a mask; None keeps the option's value.
+        a mask; None keeps the option's value. ``confidence_classes`` limits the confidence
+        masks computed to those class indices (the list keeps one entry per class, None for
+        the others): with 21 classes, most of the cost is resizing masks nobody reads.
         """
         self._require_mode(RunningMode.IMAGE)
         return self._segment(image, rotation_degrees, output_confidence_masks,
-                             output_category_mask)
+                             output_category_mask, confidence_classes)
 
     def segment_for_video(self, image: np.ndarray, timestamp_ms: int,
                           rotation_degrees: int = 0, *,
                           output_confidence_masks: Optional[bool] = None,
-                          output_category_mask: Optional[bool] = None) -> ImageSegmenterResult:
+                          output_category_mask: Optional[bool] = None,
+                          confidence_classes: Optional[Sequence[int]] = None
+                          ) -> ImageSegmenterResult:
         """Segment a video frame; timestamps must increase strictly (VIDEO mode)."""
         self._require_mode(RunningMode.VIDEO)
         self._advance_timestamp(timestamp_ms)
         return self._segment(image, rotation_degrees, output_confidence_masks,
-                             output_category_mask)
+                             output_category_mask, confidence_classes)
 
     def segment_async(self, image: np.ndarray, timestamp_ms: int,
                       rotation_degrees: int = 0) -> None:
@@ -374,9 +379,15 @@ class ImageSegmenter:
 
     def _segment(self, image: np.ndarray, rotation_degrees: int,
                  want_confidence: Optional[bool] = None,
-                 want_category: Optional[bool] = None) -> ImageSegmenterResult:
+                 want_category: Optional[bool] = None,
+                 classes: Optional[Sequence[int]] = None) -> ImageSegmenterResult:
         _validate_image(image)
         rotation = preprocessing.validate_rotation(rotation_degrees)
+        count = 2 if self._single_channel else self._model.num_classes
+        if classes is not None and not all(
+                isinstance(index, (int, np.integer)) and 0 <= index < count for index in classes):
+            raise ValueError('confidence_classes must be class indices from 0 to %d, not %r.'
+                             % (count - 1, list(classes)))
         want_confidence = (self._options.output_confidence_masks if want_confidence is None
                            else want_confidence)
         want_category = (self._options.output_category_mask if want_category is None
@@ -393,12 +404,15 @@ class ImageSegmenter:
                 if want_confidence:
                     masks = postprocessing.confidence_masks(
                         np.ascontiguousarray(tensor), activation, width, height,
-                        self._workspace)
+                        self._workspace, None if self._single_channel else classes)
             finally:
                 del tensor  # may view the interpreter's output buffer
         if want_confidence:
             if self._single_channel:
                 masks.insert(0, np.float32(1.0) - masks[0])
+                if classes is not None:
+                    masks = [mask if index in classes else None
+                             for index, mask in enumerate(masks)]
             result.confidence_masks = masks
         return result
 
