@@ -13,12 +13,11 @@
 # limitations under the License.
 
 """
-Proof of life through the real launch file, for ROS installs that have launch_testing.
+Proof of life through the real launch file, with launch_testing (pytest's plugin or launch_test).
 
 Starts launch/image_segmenter.launch.py, publishes camera frames on the remapped topic and
-checks that category masks come back with the input's header and size. Where launch is not
-installable (this project's pip-only environment), test_image_segmenter_node.py runs the same
-executable with the same parameters and remappings instead.
+checks that category masks come back with the input's header and size, and that the node
+exits cleanly when launch shuts down.
 """
 
 import array
@@ -26,25 +25,30 @@ import os
 import time
 import unittest
 
+from launch_harness import MISSING, use_install_space
 import numpy as np
 import pytest
 import rclpy
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, QoSReliabilityPolicy
+from ros_harness import domain_id
 from sensor_msgs.msg import Image
 
-try:
-    from ament_index_python.packages import get_package_share_directory
-    from launch import LaunchDescription
-    from launch.actions import IncludeLaunchDescription
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-    import launch_testing
-    import launch_testing.actions
-    import launch_testing.asserts
-except ImportError:
-    pytest.skip('launch_testing is not installed (it comes with a ROS 2 install, not from PyPI); '
-                'test_image_segmenter_node.py covers the node without it.',
-                allow_module_level=True)
+if MISSING:
+    pytest.skip('launch_testing cannot run here: ' + MISSING, allow_module_level=True)
 
+from ament_index_python.packages import get_package_share_directory  # noqa: E402, I100
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+
+use_install_space()
+DOMAIN = domain_id(__name__)
+# The test node runs in this process: loopback only, as every process of the tests.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.pop('ROS_LOCALHOST_ONLY', None)
 CAMERA_TOPIC = '/launch_test/camera/image_raw'
 
 
@@ -53,6 +57,7 @@ def generate_test_description():
     launch_file = os.path.join(get_package_share_directory('image_segmenter_ros'), 'launch',
                                'image_segmenter.launch.py')
     return LaunchDescription([
+        SetEnvironmentVariable('ROS_DOMAIN_ID', str(DOMAIN)),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(launch_file),
             launch_arguments={'image_topic': CAMERA_TOPIC, 'namespace': 'launch_test',
@@ -65,7 +70,7 @@ class TestMasksComeBack(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        rclpy.init()
+        rclpy.init(domain_id=DOMAIN)
         cls.node = rclpy.create_node('image_segmenter_launch_test')
 
     @classmethod
