@@ -133,7 +133,7 @@ def render(bag: Path, picture: Path, mp4: Optional[Path] = None, tiles: int = 8,
         for message in reader.messages([mask_topic]):
             msg = reader.decode(message)
             keys.append(_key(msg))
-            histograms.append(np.bincount(_pixels(msg).ravel(), minlength=len(classes)))
+            histograms.append(np.bincount(_pixels(msg).ravel(), minlength=256))
         if not keys:
             raise BagError('Bag %s has no messages on %s.' % (bag, mask_topic))
         # Spread over the bag, first and last frames left out (often black or cut).
