@@ -378,7 +378,7 @@ def _download_url(entry: ModelEntry, dest: Path, out: BinaryIO,
         why = f'it could not be reached ({exc or type(exc).__name__})'
     raise ModelDownloadError(
         f"Model '{entry.name}' could not be downloaded from {url} because {why}; "
-        f'place the file by hand at {dest}.')
+        f'install it from a copy with --mirror DIR_OR_URL, or place the file by hand at {dest}.')
 
 
 def _mirror_location(entry: ModelEntry, mirror: str) -> str:
