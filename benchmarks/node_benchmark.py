@@ -93,6 +93,8 @@ class Scenario:
     hz: float
     encoding: str = 'rgb8'
     reliable: bool = True
+    # The node's input reliability, set by qos_overrides; None: it follows the publisher.
+    subscription: Optional[str] = 'reliable'
 
 
 SCENARIOS = (
@@ -321,8 +323,9 @@ class Bench:
                      '-p', 'output_category_mask:=true', '-p', 'output_confidence_masks:=true',
                      '-p', 'num_threads:=%d' % THREADS, '-r', 'image:=' + topic,
                      '-r', '__ns:=' + namespace]
-        if scenario.reliable and scenario.mode != 'ECHO':
-            arguments += ['-p', 'qos_overrides.%s.subscription.reliability:=reliable' % topic]
+        if scenario.reliable and scenario.subscription and scenario.mode != 'ECHO':
+            arguments += ['-p', 'qos_overrides.%s.subscription.reliability:=%s' % (
+                topic, scenario.subscription)]
         log_path = self.log_dir / ('node_%d.log' % self.count)
         if scenario.mode == 'ECHO':
             node = CommandNode([sys.executable, '-c', ECHO_SOURCE, topic, namespace] +

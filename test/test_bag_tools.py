@@ -495,9 +495,27 @@ def test_replay_from_a_start_offset_skips_the_first_seconds_of_the_bag(env, tmp_
                for m in received) >= START + skipped / RATE - 1e-6
 
 
+def test_replay_waits_for_a_subscriber_by_default(env, tmp_path):
+    """As the README's example runs it: a node that subscribes after the start gets every frame."""
+    topic = '/late_subscriber/image_raw'  # no other subscriber in this module
+    bag = tmp_path / 'bag'
+    make_sample_bag(VIDEO, bag, frames=FRAMES, rate=RATE, start_time=START, topic=topic)
+    replay = start(env, 'replay_bag', bag)
+    probe = Probe(int(env['ROS_DOMAIN_ID']))
+    try:
+        time.sleep(1.0)  # the bag is open and its publisher is waiting
+        probe.subscribe(Image, topic)
+        out = finish(replay)
+        probe.wait_for(topic, count=FRAMES)
+    finally:
+        probe.close()
+    assert 'published %d messages' % FRAMES in out
+
+
 def test_replay_refuses_a_start_past_the_end_instead_of_looping_on_nothing(
         env, sample_bag):
-    process = start(env, 'replay_bag', sample_bag, '--loop', '--start', 3600)
+    process = start(env, 'replay_bag', sample_bag, '--loop', '--start', 3600,
+                    '--wait-for-subscribers', 0)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert err.strip().endswith('has no messages on %s after --start 3600 s.' % CAMERA), err

@@ -49,6 +49,19 @@ def test_colour_encodings_match_opencv(frame, padding):
 
 
 @pytest.mark.parametrize('padding', [0, PADDING])
+def test_opencv_type_names_are_read_as_cv_bridge_reads_them(frame, padding):
+    """Some drivers publish 8UC1, 8UC3 and 8UC4: mono8, bgr8 and bgra8 to cv_bridge."""
+    alpha = np.full(frame.shape[:2], 200, np.uint8)
+    cases = {'8UC1': (frame[:, :, 1].copy(), frame[:, :, 1]),
+             '8UC3': (cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), frame),
+             '8UC4': (cv2.cvtColor(np.dstack([frame, alpha]), cv2.COLOR_RGBA2BGRA),
+                      np.dstack([frame, alpha]))}
+    for encoding, (pixels, expected) in cases.items():
+        decoded = ic.image_to_array(raw_message(pixels, encoding, padding))
+        np.testing.assert_array_equal(decoded, expected, err_msg=encoding)
+
+
+@pytest.mark.parametrize('padding', [0, PADDING])
 def test_rgb8_and_mono8_are_views_of_the_message_buffer(frame, padding):
     for pixels, encoding in [(frame, 'rgb8'), (frame[:, :, 1].copy(), 'mono8')]:
         msg = raw_message(pixels, encoding, padding)
@@ -142,7 +155,7 @@ def test_invalid_compressed_images_are_rejected(data):
 
 # Bytes of one pixel in a row (1 for the rest), written out here as an independent oracle.
 PIXEL_BYTES = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono16': 2, 'yuv422': 2,
-               'yuv422_yuy2': 2}
+               'yuv422_yuy2': 2, '8UC3': 3, '8UC4': 4}
 
 
 @settings(max_examples=400, deadline=None)

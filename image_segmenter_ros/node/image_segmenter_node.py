@@ -44,10 +44,12 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from .input_images import InvalidImageError, message_to_array
+from .input_subscription import InputSubscription
 from .output_messages import (category_message, confidence_message, confidence_topics, labels_yaml,
                               MessageBuffer, overlay_message)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
-                         model_name, PARAMETERS, qos_override_problem, startup_problem)
+                         model_name, PARAMETERS, qos_override_problem,
+                         qos_override_value_problem, startup_problem)
 from ..engine import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
 
 try:
@@ -60,8 +62,11 @@ WARN_PERIOD_SEC = 5.0
 QOS_OVERRIDES = QoSOverridingOptions(policy_kinds=(
     QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
     QoSPolicyKind.DURABILITY))
+FOLLOWED_INPUT_OVERRIDES = QoSOverridingOptions(policy_kinds=(
+    QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.DURABILITY))
 STATS_WINDOW = 300  # frames behind each percentile in /diagnostics
 DIAGNOSTICS_WINDOW_SEC = 5  # the status speaks of this many last seconds (1 Hz updates)
+STAMPS_FAR_SEC = 10.0  # a median latency beyond this is the age of the stamps, not the node's
 
 
 @dataclass(frozen=True)
@@ -147,22 +152,36 @@ class _Stats:
 
 
 def diagnostic_status(counts: Dict[str, int], earlier: Dict[str, int], seconds: int,
-                      drops_matter: bool, topic: str) -> Tuple[bytes, str]:
+                      drops_matter: bool, topic: str, publishers: int = 0,
+                      latency_p50_ms: Optional[float] = None) -> Tuple[bytes, str]:
     """
     Level and message of /diagnostics from the counters now and ``seconds`` ago.
 
     WARN while frames fail, are rejected or (outside LIVE_STREAM, which drops by design) are
-    dropped, and when a stream that was flowing has stopped for the whole window.
+    dropped; when no frame has come for the whole window (naming the ``publishers`` seen: none
+    hints at a wrong remapping); and when the frames' stamps are so far from the node's clock
+    that the latency measures their age (a replayed bag without sim time).
     """
     recent = {name: counts[name] - earlier[name] for name in counts}
     for counter in ('failed', 'rejected') + (('dropped',) if drops_matter else ()):
         if recent[counter]:
             return DiagnosticStatus.WARN, '%s frames in the last %d s: %d' % (
                 counter.capitalize(), seconds, recent[counter])
+    waited = seconds >= DIAGNOSTICS_WINDOW_SEC
+    if not recent['received'] and waited:
+        return DiagnosticStatus.WARN, '%s on %s for %d s; publishers seen: %d%s' % (
+            'No frames' if counts['received'] else 'No frames received', topic, seconds,
+            publishers, ' (is the image topic remapped to the camera?)' if not publishers
+            else '')
     if not counts['received']:
         return DiagnosticStatus.OK, 'No frames received yet on %s' % topic
-    if not recent['received'] and seconds >= DIAGNOSTICS_WINDOW_SEC:
-        return DiagnosticStatus.WARN, 'No frames on %s for %d s' % (topic, seconds)
+    if latency_p50_ms is not None and abs(latency_p50_ms) > STAMPS_FAR_SEC * 1000:
+        return DiagnosticStatus.WARN, (
+            "Stamps on %s are %.0f s %s this node's clock, so the latency figures are their "
+            "age: a replayed bag? Run with use_sim_time:=true and the bag's /clock "
+            '(replay_bag --clock, ros2 bag play --clock).' % (
+                topic, abs(latency_p50_ms) / 1000,
+                'behind' if latency_p50_ms > 0 else 'ahead of'))
     return DiagnosticStatus.OK, 'Segmenting'
 
 
@@ -189,10 +208,22 @@ class ImageSegmenterNode(Node):
             raise
 
     def _start(self) -> None:
+        # The command line's and the parameters file's values (rclpy has no public accessor).
+        overrides = self._parameter_overrides
+        for name, override in overrides.items():
+            problem = qos_override_value_problem(name, override.value)
+            if problem:
+                raise ConfigurationError(problem)
         self.add_on_set_parameters_callback(self._check_parameters)
+        # Iron and later: ``ros2 param set overlay_alpha 1`` is taken as 1.0, like at start-up.
+        pre_set = getattr(self, 'add_pre_set_parameters_callback', None)
+        if pre_set is not None:
+            pre_set(self._coerce_parameters)
         for param in PARAMETERS:
+            value = overrides[param.name].value if param.name in overrides else param.default
             try:
-                self.declare_parameter(param.name, param.default, param.descriptor())
+                self.declare_parameter(param.name, param.coerce(value), param.descriptor(),
+                                       ignore_override=True)
             except (InvalidParameterValueException, InvalidParameterTypeException) as error:
                 raise ConfigurationError(startup_problem(param, str(error))) from None
         check_outputs(self._value)
@@ -231,6 +262,10 @@ class ImageSegmenterNode(Node):
 
     def _value(self, name: str) -> Any:
         return self.get_parameter(name).value
+
+    def _coerce_parameters(self, parameters: List[Parameter]) -> List[Parameter]:
+        return [Parameter(parameter.name, value=BY_NAME[parameter.name].coerce(parameter.value))
+                if parameter.name in BY_NAME else parameter for parameter in parameters]
 
     def _check_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
         for parameter in parameters:
@@ -287,18 +322,29 @@ class ImageSegmenterNode(Node):
         input_qos = copy.copy(qos_profile_sensor_data)
         if self._mode == RunningMode.VIDEO:  # every frame: DDS may hold as many as the queue
             input_qos.depth = max(input_qos.depth, self._value('queue_size'))
-        self._subscription = self._create_overridable(
-            self.create_subscription, 'subscription',
-            CompressedImage if compressed else Image, self._input_topic, input_qos,
-            SubscriptionEventCallbacks, callback=self._on_image)
+        # Every frame counts outside LIVE_STREAM: reliable from reliable publishers, unless the
+        # parameters say otherwise.
+        overridden = 'qos_overrides.%s.subscription.reliability' % self._input_topic in \
+            self._parameter_overrides
+        follow = self._mode != RunningMode.LIVE_STREAM and not overridden
+        self._input = InputSubscription(
+            self, self._input_topic, input_qos, lambda qos: self._create_overridable(
+                self.create_subscription, 'subscription',
+                CompressedImage if compressed else Image, self._input_topic, qos,
+                SubscriptionEventCallbacks, callback=self._on_image,
+                # The first subscription's reliability, declared as an override parameter,
+                # would be forced on every later one.
+                overrides=FOLLOWED_INPUT_OVERRIDES if follow else QOS_OVERRIDES),
+            follow=follow)
 
     def _create_overridable(self, create: Callable[..., Any], side: str, msg_type: type,
                             topic: str, qos: QoSProfile, event_callbacks: type,
+                            overrides: QoSOverridingOptions = QOS_OVERRIDES,
                             **kwargs: Any) -> Any:
         """Create a publisher or subscription whose QoS the ``qos_overrides`` can change."""
         default = copy.copy(qos)  # rclpy writes the overrides into ``qos``
         try:
-            return create(msg_type, topic, qos_profile=qos, qos_overriding_options=QOS_OVERRIDES,
+            return create(msg_type, topic, qos_profile=qos, qos_overriding_options=overrides,
                           event_callbacks=event_callbacks(
                               incompatible_qos=lambda info: self._incompatible_qos(
                                   info, topic, side, qos)), **kwargs)
@@ -449,11 +495,16 @@ class ImageSegmenterNode(Node):
         self._recent_counts.append(counts)
         level, message = diagnostic_status(
             counts, self._recent_counts[0], len(self._recent_counts) - 1,
-            self._mode != RunningMode.LIVE_STREAM, self._input_topic)
+            self._mode != RunningMode.LIVE_STREAM, self._input_topic,
+            self._input.publisher_count(), np.median(latency) if latency else None)
         values = [KeyValue(key=_Stats.COUNTERS[name], value=str(value))
                   for name, value in counts.items()]
         values += _percentiles('processing time', processing)
         values += _percentiles('latency', latency)
+        values.append(KeyValue(key='latency measures', value=(
+            "from each frame's header.stamp to its masks' publication, on the node's %s clock"
+            % ('simulated (/clock)' if self.get_parameter('use_sim_time').value
+               else 'system'))))
         values += [KeyValue(key='last %s frame' % counter, value=reason)
                    for counter, reason in self._stats.last_reason.items()]
         category, confidences, overlay = self._wanted()
@@ -463,7 +514,8 @@ class ImageSegmenterNode(Node):
         values += [KeyValue(key='outputs with subscribers', value=', '.join(subscribed) or 'none'),
                    KeyValue(key='model', value=self._model),
                    KeyValue(key='running mode', value=self._mode.name),
-                   KeyValue(key='input topic', value=self._input_topic)]
+                   KeyValue(key='input topic', value=self._input_topic),
+                   KeyValue(key='input reliability', value=self._input.reliability)]
         status = DiagnosticStatus(level=level, name='%s: segmentation' % (
             self.get_fully_qualified_name()), message=message, hardware_id=self._model,
             values=values)

@@ -42,7 +42,9 @@ _EIGHT_BIT = {
     'bayer_gbrg8': (1, cv2.COLOR_BayerGR2RGB),
     'bayer_grbg8': (1, cv2.COLOR_BayerGB2RGB),
 }
-SUPPORTED_ENCODINGS = tuple(_EIGHT_BIT) + ('mono16',)
+# OpenCV type names that some drivers publish; cv_bridge reads them as these encodings.
+_ALIASES = {'8UC1': 'mono8', '8UC3': 'bgr8', '8UC4': 'bgra8'}
+SUPPORTED_ENCODINGS = tuple(_EIGHT_BIT) + ('mono16',) + tuple(_ALIASES)
 COMPRESSED_FORMATS = ('jpeg', 'png')
 
 # cv_bridge's 16 to 8 bit scaling (255 / 65535, rounded) as a table: one lookup per pixel.
@@ -91,7 +93,7 @@ def image_to_array(msg: Any, max_pixels: Optional[int] = None) -> np.ndarray:
     height = _checked_size(msg.height, 'height')
     width = _checked_size(msg.width, 'width')
     step = _checked_size(msg.step, 'step')
-    encoding = msg.encoding
+    encoding = _ALIASES.get(msg.encoding, msg.encoding)
     if encoding not in SUPPORTED_ENCODINGS:
         raise InvalidImageError('Unsupported image encoding %r; supported: %s.'
                                 % (encoding, ', '.join(SUPPORTED_ENCODINGS)))

@@ -68,6 +68,18 @@ class ParameterSpec:
                 FloatingPointRange(from_value=low, to_value=high, step=0.0)]
         return descriptor
 
+    def coerce(self, value: Any) -> Any:
+        """
+        Return ``value`` as this parameter's type where ROS typed it too narrowly.
+
+        A whole number without a decimal point (``overlay_alpha: 1`` in a params file,
+        ``-p overlay_alpha:=1``, ``ros2 param set ... 1``) is an integer to ROS; a
+        floating-point parameter takes it as the same number.
+        """
+        if isinstance(self.default, float) and type(value) is int:
+            return float(value)
+        return value
+
     def allowed(self) -> str:
         """Describe the allowed values, for error messages."""
         if self.choices:
@@ -77,7 +89,6 @@ class ParameterSpec:
             return 'an integer from %d to %d%s' % (low, high,
                                                    ' in steps of %d' % step if step > 1 else '')
         if self.float_range:
-            # A value without a decimal point is an integer to ROS, refused by its type.
             return 'a floating-point number from %r to %r' % tuple(map(float, self.float_range))
         return {bool: 'true or false', str: 'a string'}[type(self.default)]
 
@@ -97,6 +108,7 @@ class ParameterSpec:
         Applies rclpy's type and range rules before ``check``, and words every rejection as
         the node does at start-up, so tools without a ROS graph refuse what the node refuses.
         """
+        value = self.coerce(value)
         if type(value) is not type(self.default):
             return self.problem(str(value))
         if self.integer_range:
@@ -165,6 +177,24 @@ QOS_OVERRIDE_VALUES = {
     'history': 'one of keep_last, keep_all, system_default',
     'depth': 'a positive integer',
 }
+
+
+# Fast DDS keeps a history depth in a signed 32-bit integer.
+_MAX_DEPTH = 2**31 - 1
+
+
+def qos_override_value_problem(name: str, value: Any) -> Optional[str]:
+    """
+    Return why a ``qos_overrides`` depth cannot be used, or None.
+
+    Checked before any topic is created: rmw refuses a negative depth only after printing an
+    rcutils error block, and rclpy turns 0 into the system default with a warning.
+    """
+    if not (name.startswith('qos_overrides.') and name.endswith('.depth')):
+        return None
+    if type(value) is int and 0 < value <= _MAX_DEPTH:
+        return None
+    return "Parameter '%s' must be %s, got %s." % (name, QOS_OVERRIDE_VALUES['depth'], value)
 
 
 def qos_override_problem(topic: str, side: str, rclpy_message: str,
@@ -256,5 +286,6 @@ def load_parameters(params_file: Optional[Path] = None,
         reason = BY_NAME[name].validate(value)
         if reason:
             raise ConfigurationError(reason)
+        values[name] = BY_NAME[name].coerce(value)
     check_outputs(values.get)
     return values

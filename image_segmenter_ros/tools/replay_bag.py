@@ -19,8 +19,9 @@ replay_bag: publish a bag's image topics with their recorded timing, like ``ros2
 the stored CDR bytes unchanged (headers included), spaced as they were received, scaled by
 ``--rate``. With ``--loop`` the bag starts over after its last message, so header stamps
 (and /clock) jump back at each wrap, as on a robot replaying a loop. Publishers are
-reliable (they serve best-effort subscribers too); ``--wait-for-subscribers`` holds the
-first message until every topic has a subscriber, so nothing is sent into the void.
+reliable (they serve best-effort subscribers too). The first message waits until every
+topic has a subscriber (up to ``--wait-for-subscribers`` seconds, 0: publish at once), so
+nothing is sent into the void while DDS discovery links the node.
 """
 
 import argparse
@@ -37,6 +38,7 @@ from .cli import open_bag, ros_context, run
 
 NAME = 'replay_bag'
 CLOCK_HZ = 40.0
+WAIT_SEC = 30.0  # for subscribers, by default: frames sent before discovery are lost
 
 
 def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bool = False,
@@ -54,10 +56,12 @@ def replay(reader: BagReader, topics: Sequence[str], rate: float = 1.0, loop: bo
         while not all(p.get_subscription_count() >= subscribers
                       for p in publishers.values()):
             if time.monotonic() > deadline:
-                raise BagError('Fewer than %d subscribers on %s after %.0f s.' % (
-                    subscribers, ', '.join(t for t, p in publishers.items()
-                                           if p.get_subscription_count() < subscribers),
-                    wait_for_subscribers))
+                raise BagError('Fewer than %d subscribers on %s after %.0f s '
+                               '(--wait-for-subscribers 0 publishes without waiting).' % (
+                                   subscribers, ', '.join(
+                                       t for t, p in publishers.items()
+                                       if p.get_subscription_count() < subscribers),
+                                   wait_for_subscribers))
             time.sleep(0.05)
     first = None
     published = 0
@@ -124,8 +128,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='publish the bag time on /clock (%g Hz), for use_sim_time' % CLOCK_HZ)
     parser.add_argument('--topics', nargs='+', help='topics to publish (default: the image '
                         'topics)')
-    parser.add_argument('--wait-for-subscribers', type=float, default=0.0, metavar='SEC',
-                        help='wait up to SEC seconds for subscribers on every topic')
+    parser.add_argument('--wait-for-subscribers', type=float, default=WAIT_SEC, metavar='SEC',
+                        help='wait up to SEC seconds for subscribers on every topic before '
+                        'the first message (default %g; 0: do not wait)' % WAIT_SEC)
     parser.add_argument('--subscribers', type=int, default=1, metavar='N',
                         help='with --wait-for-subscribers: how many to wait for (default 1)')
     args = parser.parse_args(argv)
