@@ -31,6 +31,7 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 import yaml
 
+from .main import STOP_WITH_LAUNCH
 from .parameters import ConfigurationError, NODE_NAME, PARAMETERS, ParameterSpec
 
 PACKAGE = 'image_segmenter_ros'
@@ -132,7 +133,7 @@ def node_action(context: LaunchContext, namespace: str) -> Node:
                     parameter_overrides(context)],
         remappings=[('image', LaunchConfiguration('image_topic').perform(context))],
         ros_arguments=['--log-level', LaunchConfiguration('log_level').perform(context)],
-        additional_env=_dds_environment(context),
+        additional_env={**_dds_environment(context), STOP_WITH_LAUNCH: '1'},
         output='screen',
     )
 

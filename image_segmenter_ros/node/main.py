@@ -20,8 +20,16 @@ NumPy, OpenCV, LiteRT and rclpy load (Ctrl-C during those imports would print a 
 rclpy's own handler, installed by ``rclpy.init``, shuts the context down and then calls ours.
 """
 
+import ctypes
+import os
 import signal
+import sys
 from typing import Any, List, Optional
+
+# Set by the launch files: stop (as by SIGTERM) when the launching process dies. Jazzy's
+# ros2 launch ends at once on SIGTERM and leaves its processes running.
+STOP_WITH_LAUNCH = 'IMAGE_SEGMENTER_ROS_STOP_WITH_LAUNCH'
+_PR_SET_PDEATHSIG = 1
 
 
 class StopSignals:
@@ -42,10 +50,16 @@ class StopSignals:
             raise KeyboardInterrupt
 
     def install(self) -> None:
-        """Handle SIGINT and SIGTERM, unless ignored since start (a shell's background job)."""
+        """
+        Handle SIGINT and SIGTERM, unless ignored since start (a shell's background job).
+
+        Started by the launch files, also get SIGTERM when the launching process dies.
+        """
         for signum in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(signum) != signal.SIG_IGN:
                 signal.signal(signum, self)
+        if os.environ.get(STOP_WITH_LAUNCH) == '1' and sys.platform.startswith('linux'):
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
     def ignore(self) -> None:
         """
