@@ -21,8 +21,10 @@ real video frames are cut at random byte offsets; repaired bags are read back wi
 ``mcap`` package, independently of rosbags.
 """
 
+import os
 from pathlib import Path
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -35,7 +37,7 @@ from typing import Any, Dict, List, Tuple
 
 from conftest import VIDEO_DIR
 import cv2
-from image_segmenter_ros.tools.bag_io import BagReader, BagWriter, is_complete
+from image_segmenter_ros.tools.bag_io import BagError, BagReader, BagWriter, is_complete
 from image_segmenter_ros.tools.cli import open_bag
 from image_segmenter_ros.tools.make_sample_bag import frame_message, make_sample_bag
 from image_segmenter_ros.tools.render import main as render_main
@@ -336,3 +338,70 @@ def test_a_recording_killed_six_seconds_into_a_replay_is_segmented_and_repaired(
                 msg.encoding, bytes(msg.data)) == (
             frame.header.stamp.sec, frame.header.stamp.nanosec, frame.width, frame.height,
             frame.encoding, bytes(frame.data))
+
+
+# segment_bag stopped late: what it wrote is a readable unfinished bag, and --resume completes
+# it into the bag an uninterrupted run writes.
+
+def frames_done(bag: Path, storage: str, process: subprocess.Popen, err: List[str]) -> int:
+    """
+    Count the frames the segment_bag ``process`` writing ``bag`` has done.
+
+    An MCAP file is read while the process is stopped; sqlite3 keeps readers out while it
+    writes, so there the progress bar tells.
+    """
+    if storage == 'sqlite3':
+        return max((int(done) for done in re.findall(r' (\d+)/\d+ ', ''.join(err))),
+                   default=0)
+    process.send_signal(signal.SIGSTOP)
+    try:
+        with BagReader(bag) as reader:
+            return reader.count(['/camera/category_mask'])
+    except BagError:  # not created yet
+        return 0
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+@pytest.mark.parametrize('storage, stop, share', [('mcap', signal.SIGKILL, 0.9),
+                                                  ('sqlite3', signal.SIGINT, 0.5)])
+def test_segment_bag_stopped_late_resumes_where_it_stopped(storage, stop, share, megamind_24fps,
+                                                           tmp_path, capsys):
+    params = categories_only(tmp_path / 'params.yaml')
+    out = tmp_path / 'out'
+    total = 180
+    run = start({**os.environ}, 'segment_bag', megamind_24fps, out, '--params-file', params,
+                '--storage', storage)
+    output: List[str] = []
+    reading = threading.Thread(target=lambda: output.extend(iter(
+        lambda: run.stderr.read(64), '')), daemon=True)
+    reading.start()
+    while run.poll() is None:
+        if frames_done(out, storage, run, output) >= share * total:
+            run.send_signal(stop)
+            break
+        time.sleep(0.01)
+    run.wait(timeout=60)
+    reading.join(timeout=10)
+    err = ''.join(output)
+    assert run.returncode == (-stop if stop == signal.SIGKILL else 130), err
+    if stop == signal.SIGINT:
+        assert 'segment_bag: stopped; %s holds the frames segmented so far: run the same ' \
+            'command with --resume' % out in err
+    assert not is_complete(out)
+    with BagReader(out) as reader:
+        assert reader.cut_short
+        if stop == signal.SIGKILL:
+            assert reader.count(['/camera/category_mask']) >= share * total
+    args = [str(megamind_24fps), str(out), '--params-file', str(params), '--storage', storage]
+    assert segment_bag_main(args) == 1
+    assert 'pass --resume to go on from where it stopped' in capsys.readouterr().err
+    assert segment_bag_main(args + ['--resume']) == 0
+    captured = capsys.readouterr()
+    assert 'segmented %d frames' % total in captured.out
+    assert 'was cut short' in captured.err and is_complete(out)
+    assert not list(tmp_path.glob('.*'))  # the interrupted run's bag is gone
+    straight = tmp_path / 'straight'
+    assert segment_bag_main([str(megamind_24fps), str(straight), '--params-file', str(params),
+                             '--storage', storage]) == 0
+    assert stored(out) == stored(straight)
