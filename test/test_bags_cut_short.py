@@ -202,7 +202,7 @@ def test_sqlite3_bags_with_a_journal_left_behind_are_rolled_back_and_read(
 # kill is read back, whole, in order, none after a gap.
 
 RECORDERS = 10  # per storage and round, killed one after the other
-ROUNDS = 1
+ROUNDS = 2  # twenty tries per storage
 RATE = 50.0
 
 
