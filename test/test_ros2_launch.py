@@ -102,8 +102,15 @@ def node_names(cli_env, expected: List[str]) -> List[str]:
 
 
 def echo_labels(cli_env, topic: str) -> str:
-    """Read the latched labels as a user does; the message is the labels YAML."""
-    echo = ros2(['topic', 'echo', '--once', '--full-length', '--no-daemon', topic], cli_env)
+    """
+    Read the latched labels as a user does; the message is the labels YAML.
+
+    Type and QoS are given, so echo waits for the message instead of giving up when it has
+    not discovered the publisher yet.
+    """
+    echo = ros2(['topic', 'echo', '--once', '--full-length', '--no-daemon',
+                 '--qos-durability', 'transient_local', '--qos-reliability', 'reliable',
+                 topic, 'std_msgs/msg/String'], cli_env)
     assert echo.returncode == 0, echo.stdout
     return yaml.safe_load(yaml.safe_load(echo.stdout.split('---')[0])['data'])
 
@@ -217,9 +224,13 @@ def test_python_launch_file_arguments_parameters_frames_labels_and_cli_parameter
     assert np.array_equal(pixels(overlay, np.uint8),
                           render_overlay(frame, category, 0.0, 'rgb8')[0])
     # A read-only parameter is refused with the reason, and keeps its value.
-    refused = param_set(cli_env, node, 'model', 'selfie_segmentation_landscape')
-    assert refused == 'Setting parameter failed: Trying to set a read-only parameter: model.'
-    assert param_get(cli_env, node, 'model') == 'String value is: selfie_segmentation'
+    read_only = next(spec for spec in PARAMETERS if spec.read_only)
+    before = param_get(cli_env, node, read_only.name)
+    value = (str(not read_only.default).lower() if isinstance(read_only.default, bool)
+             else 'other_%s' % read_only.default)
+    assert param_set(cli_env, node, read_only.name, value) == (
+        'Setting parameter failed: Trying to set a read-only parameter: %s.' % read_only.name)
+    assert param_get(cli_env, node, read_only.name) == before
 
 
 def test_xml_launch_file_with_compressed_input_and_the_params_file_values(
