@@ -96,7 +96,7 @@ def param_set(cli_env, node: str, name: str, value: str) -> str:
 def node_names(cli_env, expected: List[str]) -> List[str]:
     """``ros2 node list`` once it shows the expected nodes (discovery takes a moment)."""
     def listed():
-        names = ros2(['node', 'list', '--no-daemon'], cli_env).stdout.split()
+        names = ros2(['node', 'list', '--no-daemon', '--spin-time', '2'], cli_env).stdout.split()
         return names if set(expected) <= set(names) else None
     return wait_until(listed, 60.0, 'ros2 node list to show %s' % expected, poll=0.1)
 
