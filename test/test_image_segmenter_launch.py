@@ -44,7 +44,6 @@ import launch_testing  # noqa: E402
 import launch_testing.actions  # noqa: E402
 import launch_testing.asserts  # noqa: E402
 
-use_install_space()
 DOMAIN = domain_id(__name__)
 # The test node runs in this process: loopback only, as every process of the tests.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -54,6 +53,7 @@ CAMERA_TOPIC = '/launch_test/camera/image_raw'
 
 @pytest.mark.launch_test
 def generate_test_description():
+    use_install_space()  # as `source install/setup.bash` would
     launch_file = os.path.join(get_package_share_directory('image_segmenter_ros'), 'launch',
                                'image_segmenter.launch.py')
     return LaunchDescription([
