@@ -73,7 +73,7 @@ def start(env: Dict[str, str], tool: str, *args: Any) -> subprocess.Popen:
 
 
 def categories_only(path: Path) -> Path:
-    """A parameter file for category masks only: smaller bags, same code paths."""
+    """Write a parameter file for category masks only: smaller bags, same code paths."""
     path.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
         'model': 'selfie_segmentation', 'output_confidence_masks': False}}}))
     return path
@@ -84,7 +84,7 @@ def categories_only(path: Path) -> Path:
 
 @pytest.fixture(scope='module')
 def small_segmented(tmp_path_factory) -> Path:
-    """A segmented bag of small real frames: chunked and directly written records alike."""
+    """Segment a bag of small real frames: chunked and directly written records alike."""
     folder = tmp_path_factory.mktemp('small')
     capture = cv2.VideoCapture(str(VIDEO))
     camera = folder / 'camera'

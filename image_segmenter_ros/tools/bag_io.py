@@ -315,20 +315,23 @@ class _DirectMcapWriter(McapWriter):
         self.message_end_time = max(timestamp, self.message_end_time)
         self.channel_stats[connection.id] += 1
 
-    def flush(self) -> None:
-        """Write the pending chunk and hand everything to the system: readable from now on."""
+    def flush(self, sync: bool) -> None:
+        """Write the pending chunk and hand everything to the system (and disk if ``sync``)."""
         if self.chunk.bio.tell():
             self.close_chunk()
         self.bio.flush()
-        os.fsync(self.bio.fileno())
+        if sync:
+            os.fsync(self.bio.fileno())
 
 
 class _Sqlite3Writer(Sqlite3Writer):
     """rosbags' sqlite3 storage writer, committing when flushed instead of only at the end."""
 
-    def flush(self) -> None:
+    def flush(self, sync: bool) -> None:
         """Commit the rows written so far: a crash later rolls back to here."""
         self.conn.commit()
+        if not sync:  # later commits leave the disk to the system: only a power cut can tell
+            self.conn.execute('PRAGMA synchronous = OFF')
 
 
 class _DirectoryReader(DirectoryReader):
@@ -601,12 +604,13 @@ class BagWriter:
     only at the end. ``in_place`` writes at ``path`` from the start instead (an existing bag
     is removed first), flushing every ``FLUSH_SECONDS``: a crash leaves an unfinished bag
     there that holds every message written until the last flush, read as a bag cut short.
+    With ``sync`` each flush also waits for the disk, so a power cut loses no more.
     """
 
     FLUSH_SECONDS = 0.5
 
     def __init__(self, path: Path, storage: str = 'mcap', force: bool = False,
-                 in_place: bool = False):
+                 in_place: bool = False, sync: bool = False):
         self.path = Path(path)
         refuse_existing(self.path, force)
         self._staging = None if in_place else self.path.parent / ('.%s.partial' % self.path.name)
@@ -624,6 +628,7 @@ class BagWriter:
         self._mcap = storage == 'mcap'
         self._connections: Dict[str, Connection] = {}
         self._flushed = time.monotonic()
+        self._sync = sync
 
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = (),
                   like: Optional[Connection] = None) -> None:
@@ -661,7 +666,7 @@ class BagWriter:
 
     def flush(self) -> None:
         """Make everything written so far readable after a crash (on disk, committed)."""
-        self._writer.storage.flush()
+        self._writer.storage.flush(self._sync)
         self._flushed = time.monotonic()
 
     def write(self, topic: str, timestamp_ns: int, message: Any) -> None:

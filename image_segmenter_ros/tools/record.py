@@ -21,7 +21,7 @@ only when every publisher offers it), and stores the CDR bytes as they arrive, s
 the receive time. It stops on SIGINT or SIGTERM, after ``--duration`` seconds, or once
 ``--count`` messages were stored, and always finishes the bag it was writing.
 
-The bag is written at OUTPUT from the start and flushed to disk every half second, so a
+The bag is written at OUTPUT from the start and synced to disk every half second, so a
 crash, ``kill -9`` or power cut loses at most the last half second: the tools read such a
 bag (it has no metadata.yaml yet) as cut short, and ``repair_bag`` completes it.
 """
@@ -66,7 +66,7 @@ def record(output: Path, topics: Sequence[str], duration: Optional[float] = None
     stored = dict.fromkeys(topics, 0)
     subscriptions = {}
     deadline = None if duration is None else time.monotonic() + duration
-    writer = BagWriter(output, storage, force, in_place=True)
+    writer = BagWriter(output, storage, force, in_place=True, sync=True)
 
     def store(topic: str):
         def callback(raw: bytes) -> None:
