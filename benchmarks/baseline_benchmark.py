@@ -105,11 +105,16 @@ def run(bench: Bench, kind: str, path: Path, size: str, topics: Sequence[str],
     probe = bench.probe.node
     recorder = MaskRecorder(bench.probe, namespace, topics)
     publisher = probe.create_publisher(Image, topic, INPUT_QOS)
+
+    def connected() -> bool:
+        if node.process.poll() is not None:
+            raise RuntimeError('The %s node exited with %d:\n%s'
+                               % (kind, node.process.returncode, log_path.read_text()))
+        return publisher.get_subscription_count() >= 1 and all(
+            probe.count_publishers('%s/%s' % (namespace, name)) >= 1 for name in topics)
+
     try:
-        harness.wait_until(
-            lambda: publisher.get_subscription_count() >= 1 and all(
-                probe.count_publishers('%s/%s' % (namespace, name)) >= 1 for name in topics),
-            90.0, 'the %s node to connect:\n%s' % (kind, log_path.read_text()))
+        harness.wait_until(connected, 90.0, 'the %s node to connect' % kind)
         sender = Publisher(publisher, image_messages(real_frames(*node_benchmark.SIZES[size]),
                                                      ENCODING))
         meter = ProcessMeter(node.process.pid)

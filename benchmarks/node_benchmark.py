@@ -15,11 +15,11 @@
 """
 End-to-end benchmark of the image_segmenter node: latency, drops, rate, CPU and memory.
 
-Each scenario starts the real node executable (Fast DDS on loopback, a domain of its own)
-with both masks and 2 inference threads, and streams real Megamind.avi frames to it from this
-process at a fixed rate, each stamped with its send time. A frame's latency is the arrival
-here of the last of its three masks (category, both confidences) minus its stamp; masks are
-taken as serialized messages, so the figure holds no deserialization of this process. The
+Each scenario starts the real node executable (Fast DDS on loopback, a domain of its own) with
+both masks and the default number of inference threads, and streams real Megamind.avi frames to
+it from this process at a fixed rate, each stamped with its send time. A frame's latency is the
+arrival here of the last of its three masks (category, both confidences) minus its stamp; masks
+are taken as serialized messages, so the figure holds no deserialization of this process. The
 engine's ``segment()`` is timed in this process on the same frames just before and after each
 scenario, and the node's latency is given as a multiple of it. An echo process that answers
 with ready-made masks shows what rclpy and DDS alone cost. A rising-rate run finds the highest
@@ -55,6 +55,7 @@ from bench_common import (DDS_PROFILE, machine_description, py_spy_prefix, py_sp
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
+from image_segmenter_ros.node.parameters import BY_NAME
 import numpy as np
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -66,7 +67,7 @@ harness = importlib.import_module('ros_harness')  # the node tests' ROS graph, r
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
 MODEL = 'selfie_segmentation'
-THREADS = 2
+THREADS = BY_NAME['num_threads'].default  # the node's default
 MASK_TOPICS = ('category_mask', 'confidence_masks/background', 'confidence_masks/selfie')
 SIZES = {'VGA': (640, 480), '720p': (1280, 720)}
 # The input: reliable on both sides (the README's advice for tests and bags), keep-last 10 at
@@ -571,7 +572,7 @@ def summarise_profile(text: str, rate: int = 250, frames: int = 0,
     categories: Dict[str, int] = collections.Counter()
     total = 0
     for _, frames_of_stack, count in py_spy_stacks(text):
-        if 'image_segmenter_node.py:ImageSegmenterNode._work' not in frames_of_stack:
+        if 'image_segmenter_node.py:SegmenterCore._work' not in frames_of_stack:
             continue
         total += count
         for name in set(frames_of_stack):

@@ -81,8 +81,9 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     threads = engine['settings']['node_threads']
     paced = [model for model in models if model in engine.get('paced', {})]
     grouped_bars(paced_axes, paced, [
-        ('ours, %d thread%s' % (threads, '' if threads == 1 else 's'),
-         [engine['paced'][model]['ours both t%d' % threads]['paced_cpu_ms'] for model in paced]),
+        ("ours, the node's threads for the model",
+         [engine['paced'][model]['ours both t%d' % threads[model]]['paced_cpu_ms']
+          for model in paced]),
         ('MediaPipe Tasks', [engine['paced'][model][engine_benchmark.MEDIAPIPE]['paced_cpu_ms']
                              for model in paced])])
     paced_axes.set_ylabel('CPU milliseconds per frame (all threads)')
