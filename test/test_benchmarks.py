@@ -55,7 +55,7 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
         assert all(value['paced_ms'] > 0 and value['paced_cpu_ms'] > 0
                    for value in variants.values())
     runs = figures['baseline']['runs']
-    assert {run['kind'] for run in runs} == {'ours', 'baseline'}, runs
+    assert {run['kind'] for run in runs} == {'ours', 'baseline', 'echo'}, runs
     assert all(run['answered'] > 0 and run['cpu_ms_per_answered'] > 0 for run in runs), runs
     node = figures['node']
     assert node['scenarios'], 'the node benchmark ran no scenario'
