@@ -405,3 +405,20 @@ def test_segment_bag_stopped_late_resumes_where_it_stopped(storage, stop, share,
     assert segment_bag_main([str(megamind_24fps), str(straight), '--params-file', str(params),
                              '--storage', storage]) == 0
     assert stored(out) == stored(straight)
+
+
+def test_a_truncated_sqlite3_file_is_refused_in_one_sentence(small_segmented, tmp_path, capsys):
+    """sqlite3 refuses a file cut short as malformed: nothing of it is read, nothing crashes."""
+    bag = tmp_path / 'bag'
+    with BagReader(small_segmented) as reader, BagWriter(bag, 'sqlite3') as writer:
+        for topic, connections in reader.connections.items():
+            writer.add_topic(topic, reader.topics[topic], like=connections[0])
+        for message in reader.messages(list(reader.topics)):
+            writer.write_raw(message.topic, message.timestamp_ns, message.raw)
+    database = bag / 'bag.db3'
+    data = database.read_bytes()
+    database.write_bytes(data[:len(data) // 2])
+    assert segment_bag_main([str(bag), str(tmp_path / 'out')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('segment_bag: error: Cannot open bag %s' % bag) and \
+        'malformed' in err and len(err.strip().splitlines()) == 1
