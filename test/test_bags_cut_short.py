@@ -168,8 +168,8 @@ def test_bags_truncated_at_random_offsets_are_read_up_to_the_cut_by_every_tool(
         rclpy.try_shutdown(context=context)
 
 
-def test_sqlite3_bags_with_a_journal_left_behind_are_rolled_back_and_read(
-        small_segmented, tmp_path):
+def test_sqlite3_bags_with_a_journal_left_behind_are_rolled_back_read_and_repaired(
+        small_segmented, tmp_path, capsys):
     """A transaction cut by a crash leaves its journal: the committed rows are all read."""
     bag = tmp_path / 'bag'
     with BagReader(small_segmented) as reader, BagWriter(bag, 'sqlite3') as writer:
@@ -195,6 +195,12 @@ def test_sqlite3_bags_with_a_journal_left_behind_are_rolled_back_and_read(
     with BagReader(copy) as reader:
         assert 'sqlite3 transaction was rolled back' in reader.cut_short
         assert '20 complete messages' in reader.cut_short
+    assert stored(copy) == sorted(originals[:20], key=lambda m: m[1])
+    assert repair_bag_main([str(copy)]) == 0 and is_complete(copy)
+    assert repair_bag_main([str(copy)]) == 0
+    assert 'bag %s is complete: nothing to repair' % copy in capsys.readouterr().out
+    assert repair_bag_main([str(copy / 'crashed.db3')]) == 1
+    assert 'is a single file: name an OUTPUT folder' in capsys.readouterr().err
     assert stored(copy) == sorted(originals[:20], key=lambda m: m[1])
 
 
