@@ -19,20 +19,21 @@ A terminal's Ctrl-C sends SIGINT to the whole process group, so the node gets it
 the terminal and from launch); ``timeout -s INT`` does the same; a supervisor sends SIGINT or
 SIGTERM to launch alone. Each way, launch must report the node's exit code 0 and no traceback
 may appear, and a second Ctrl-C while the node shuts down must not change that. Jazzy's launch
-ends at once on SIGTERM, reporting nothing: then the node must stop by itself. Two launches
-run at a time, each in a ROS domain of its own, to keep the forty stops cheap.
+ends at once on SIGTERM, reporting nothing: then the node must stop by itself with code 0. Two
+launches run at a time, each in a ROS domain of its own, to keep the forty stops cheap.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+import os
 import signal
-import statistics
+import sys
+import textwrap
 import time
 from typing import List, Tuple
 
 from launch_harness import Launch, launch_environment, MISSING
 import pytest
-from ros_harness import domain_id, wait_until
+from ros_harness import domain_id
 
 if MISSING:
     pytest.skip('ros2 launch cannot run here: ' + MISSING, allow_module_level=True)
@@ -41,6 +42,20 @@ REPEATS = 10
 PARALLEL = 2
 # The legacy selfie model is the quickest to load; LIVE_STREAM is the default mode.
 ARGUMENTS = ['image_segmenter.launch.py', 'image_topic:=/stop_test/image_raw']
+# Runs launch as its child and adopts what launch leaves behind (a child subreaper), printing
+# each exit code: how the node ended is seen even when launch is gone and cannot report it.
+ADOPTER = [sys.executable, '-c', textwrap.dedent("""
+    import ctypes, os, subprocess, sys
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    print('launch pid %d' % subprocess.Popen(sys.argv[1:]).pid, flush=True)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        print('pid %d exited with code %d' % (pid, os.waitstatus_to_exitcode(status)),
+              flush=True)
+""")]
 # name: (signal, to the whole group, extra signals during shutdown, wrapper)
 WAYS = {
     'ctrl_c_to_the_process_group': (signal.SIGINT, True, 0, ()),
@@ -48,11 +63,15 @@ WAYS = {
     # SIGALRM is timeout's own alarm: it then sends SIGINT to launch and to its group.
     'timeout_s_int': (signal.SIGALRM, False, 0, ('timeout', '-s', 'INT', '3600')),
     # Jazzy's launch ends at once on SIGTERM, without stopping or reporting its processes:
-    # the node stops by itself when launch is gone.
-    'sigterm_to_launch': (signal.SIGTERM, False, 0, ()),
+    # the node must stop by itself, and the adopter reports its exit code instead.
+    'sigterm_to_launch': (signal.SIGTERM, False, 0, ADOPTER),
     'second_ctrl_c_during_shutdown': (signal.SIGINT, True, 1, ()),
 }
 READY = 'Segmenting /stop_test/image_raw'
+
+
+def _pid(log: str, before: str) -> int:
+    return int(log.split(before)[1].split(']')[0].split()[0])
 
 
 def stop_once(way: str, domain: int, log_dir, index: int) -> Tuple[float, str]:
@@ -63,17 +82,27 @@ def stop_once(way: str, domain: int, log_dir, index: int) -> Tuple[float, str]:
     try:
         launch.wait_for(READY)
         sent = time.monotonic()
-        launch.signal(sig, group)
+        if wrapper is ADOPTER:
+            os.kill(_pid(launch.log, 'launch pid '), sig)
+        else:
+            launch.signal(sig, group)
         for _ in range(again):
             time.sleep(0.1)
             launch.signal(sig, group)
-        launch.wait(30.0)
-        node = Path('/proc/%s' % launch.log.split('process started with pid [')[1].split(']')[0])
-        wait_until(lambda: not node.exists() or ') Z ' in (node / 'stat').read_text(), 30.0,
-                   'the node to exit')
+        launch.wait(30.0)  # the adopter waits for the node as well
         return time.monotonic() - sent, launch.log
     finally:
         launch.close()
+
+
+def clean(way: str, log: str) -> bool:
+    """Tell whether the node exited with code 0, as launch (or the adopter) reports it."""
+    if 'Traceback' in log or 'process has died' in log:
+        return False
+    if WAYS[way][3] is ADOPTER:
+        node = _pid(log, 'process started with pid [')
+        return 'pid %d exited with code 0\n' % node in log
+    return 'process has finished cleanly' in log
 
 
 @pytest.mark.parametrize('way', list(WAYS))
@@ -84,13 +113,10 @@ def test_the_node_exits_cleanly_every_time(way, tmp_path):
         stops: List[Tuple[float, str]] = list(pool.map(
             lambda index: stop_once(way, domains[index % PARALLEL], tmp_path, index),
             range(repeats)))
-    reported = way != 'sigterm_to_launch'
-    unclean = [log for _, log in stops
-               if ('process has finished cleanly' not in log) == reported or 'Traceback' in log
-               or 'process has died' in log]
+    unclean = [log for _, log in stops if not clean(way, log)]
     assert not unclean, '%d of %d stops were not clean; the first:\n%s' % (
         len(unclean), len(stops), unclean[0])
     times = sorted(elapsed for elapsed, _ in stops)
-    # Clean exits above also mean launch never had to escalate to SIGTERM or SIGKILL; the
-    # times run until the node has exited.
-    assert statistics.median(times) < 2.0, 'stop times (s): %s' % times
+    # Until the node has exited: about 0.6 s on an idle machine, 2 s with a load of 9 on two
+    # cores. A node still running after 5 s gets SIGTERM from launch (then SIGKILL): a hang.
+    assert times[-1] < 5.0, 'stop times (s): %s' % times
