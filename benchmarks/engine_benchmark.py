@@ -288,11 +288,9 @@ class Candidates:
             segmenter.close()
 
 
-def benchmark_model(model_path: Path, frames: Sequence[np.ndarray], repeats: int,
+def benchmark_model(candidates: Candidates, frames: Sequence[np.ndarray], repeats: int,
                     warmup: int, block: int, settle: float) -> Dict[str, Timings]:
     """Measure all variants of one model at every size."""
-    candidates = Candidates(model_path)
-
     def after_block(name: str) -> None:
         # MediaPipe's graph threads finish up after segment() returns; let them settle so
         # that their work is not charged to the next variant.
@@ -300,19 +298,16 @@ def benchmark_model(model_path: Path, frames: Sequence[np.ndarray], repeats: int
             time.sleep(settle)
 
     results = {}
-    try:
-        for size in SIZES:
-            images = resized(frames, size)
-            variants = candidates.variants(images)
-            variants[WRITE_MASKS] = mask_writer(candidates.masks, size)
-            results['%dx%d' % size] = run_interleaved(variants, len(images), repeats, warmup,
-                                                      block, after_block)
-    finally:
-        candidates.close()
+    for size in SIZES:
+        images = resized(frames, size)
+        variants = candidates.variants(images)
+        variants[WRITE_MASKS] = mask_writer(candidates.masks, size)
+        results['%dx%d' % size] = run_interleaved(variants, len(images), repeats, warmup,
+                                                  block, after_block)
     return results
 
 
-def paced_model(model_path: Path, images: Sequence[np.ndarray], loop_seconds: float,
+def paced_model(candidates: Candidates, images: Sequence[np.ndarray], loop_seconds: float,
                 block: int, rounds: int, hz: float = PACED_HZ) -> Dict[str, Dict[str, float]]:
     """
     Call each variant at ``hz`` and back to back, in alternating blocks of ``block`` frames.
@@ -321,7 +316,6 @@ def paced_model(model_path: Path, images: Sequence[np.ndarray], loop_seconds: fl
     CPU per frame: this process's CPU time (all threads) over the counted calls, paced ones
     over their whole periods, divided by the frames.
     """
-    candidates = Candidates(model_path)
     every = candidates.variants(images)
     variants = {name: every[name] for name in (
         MEDIAPIPE, 'invoke t1', 'invoke t2', 'ours both t1', 'ours both t2')}
@@ -329,20 +323,17 @@ def paced_model(model_path: Path, images: Sequence[np.ndarray], loop_seconds: fl
     samples = {name: {'paced': [], 'b2b': [], 'paced_cpu': 0.0, 'b2b_cpu': 0.0}
                for name in variants}
     names = list(variants)
-    try:
-        for name in names:
-            for index in range(3):
-                variants[name](index % len(images))
-        for turn in range(rounds):
-            for name in names[turn % len(names):] + names[:turn % len(names)]:
-                for paced in (True, False):
-                    times, cpu = run_block(variants[name], len(images), block,
-                                           hz if paced else None)
-                    kind = 'paced' if paced else 'b2b'
-                    samples[name][kind] += times
-                    samples[name][kind + '_cpu'] += cpu
-    finally:
-        candidates.close()
+    for name in names:
+        for index in range(3):
+            variants[name](index % len(images))
+    for turn in range(rounds):
+        for name in names[turn % len(names):] + names[:turn % len(names)]:
+            for paced in (True, False):
+                times, cpu = run_block(variants[name], len(images), block,
+                                       hz if paced else None)
+                kind = 'paced' if paced else 'b2b'
+                samples[name][kind] += times
+                samples[name][kind + '_cpu'] += cpu
     out = {}
     for name, values in samples.items():
         count = max(1, len(values['paced']))
@@ -475,20 +466,22 @@ def measure(frames: int = 16, repeats: int = 3, warmup: int = 4, block: int = 8,
             model: node_threads(model) for model in MODELS}}}
     with tempfile.TemporaryDirectory(prefix='engine_benchmark_') as work:
         paths, results['missing'] = model_paths(Path(work))
-        for model in paths:
-            print('engine benchmark: %s ...' % model, file=sys.stderr, flush=True)
-            timings = benchmark_model(paths[model], images, repeats, warmup, block,
-                                      settle_ms / 1e3)
-            results['models'][model] = {size: {name: summary(values) for name, values in
-                                               by_variant.items()}
-                                        for size, by_variant in timings.items()}
         vga = resized(images, SIZES[0])
         for model in paths:
-            print('engine benchmark: %s at %.0f Hz ...' % (model, PACED_HZ), file=sys.stderr,
-                  flush=True)
-            loop = medians(results, model, TARGET_SIZE)['ours both t%d' % node_threads(model)]
-            results['paced'][model] = paced_model(paths[model], vga, loop / 1e3, paced_block,
-                                                  paced_rounds)
+            print('engine benchmark: %s ...' % model, file=sys.stderr, flush=True)
+            candidates = Candidates(paths[model])
+            try:
+                timings = benchmark_model(candidates, images, repeats, warmup, block,
+                                          settle_ms / 1e3)
+                results['models'][model] = {size: {name: summary(values) for name, values in
+                                                   by_variant.items()}
+                                            for size, by_variant in timings.items()}
+                loop = medians(results, model, TARGET_SIZE)['ours both t%d'
+                                                            % node_threads(model)]
+                results['paced'][model] = paced_model(candidates, vga, loop / 1e3,
+                                                      paced_block, paced_rounds)
+            finally:
+                candidates.close()
         print('engine benchmark: stages and profile ...', file=sys.stderr, flush=True)
         for model in (TARGET_MODEL, 'deeplab_v3', 'hair_segmenter'):
             if model in paths:

@@ -145,8 +145,8 @@ PARAMETERS = (
                   'upright; masks stay in the input image frame.', read_only=False,
                   integer_range=(0, 270, 90)),
     ParameterSpec('num_threads', 1, 'CPU threads of the inference runtime. 1: at 30 Hz the '
-                  "selfie models run as fast as with 2, for less CPU (the heavier models' "
-                  'config files set 2; docs/benchmarks.md).',
+                  'least CPU per frame, and for the selfie models as fast as 2 '
+                  '(docs/benchmarks.md).',
                   integer_range=(1, 64, 1)),
     ParameterSpec('overlay_alpha', 0.5, 'Opacity of the class colours on the overlay topic.',
                   read_only=False, float_range=(0.0, 1.0)),
