@@ -39,6 +39,7 @@ setup(
     entry_points={
         'console_scripts': [
             'fetch_models = image_segmenter_ros.engine.model_catalog:main',
+            'image_segmenter_lifecycle_node = image_segmenter_ros.node.main:lifecycle_main',
             'image_segmenter_node = image_segmenter_ros.node.main:main',
             'make_sample_bag = image_segmenter_ros.tools.make_sample_bag:main',
             'record = image_segmenter_ros.tools.record:main',

@@ -238,15 +238,17 @@ def test_runtime_parameter_changes_are_validated(image_node, engine, small_frame
         return image_node.probe.call(SetParameters, '/a/image_segmenter/set_parameters',
                                      request).results[0]
 
+    # Refused in the sentences of the start-up.
     rejected = [
         (set_parameter('overlay_alpha', ParameterType.PARAMETER_DOUBLE, double_value=1.5),
-         'overlay_alpha out of range'),
+         "Parameter 'overlay_alpha' must be a floating-point number from 0.0 to 1.0, got 1.5."),
         (set_parameter('rotation_degrees', ParameterType.PARAMETER_INTEGER, integer_value=45),
-         'not a valid step'),
-        (set_parameter('model', ParameterType.PARAMETER_STRING, string_value='deeplab_v3'),
-         'read-only parameter: model'),
+         "Parameter 'rotation_degrees' must be an integer from 0 to 270 in steps of 90, "
+         'got 45.'),
+        (set_parameter('model_directories', ParameterType.PARAMETER_STRING_ARRAY,
+                       string_array_value=['/']), 'read-only parameter: model_directories'),
         (set_parameter('overlay_alpha', ParameterType.PARAMETER_STRING, string_value='high'),
-         'Wrong parameter type'),
+         "Parameter 'overlay_alpha' must be a floating-point number from 0.0 to 1.0, got high."),
     ]
     for result, reason in rejected:
         assert not result.successful and reason in result.reason, result.reason

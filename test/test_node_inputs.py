@@ -174,7 +174,8 @@ def test_rough_edges_of_a_first_run(stock_env, probe, tmp_path_factory, engine,
     assert get_parameter(node, 'overlay_alpha').double_value == 0.0
     refused = set_parameter(node, 'overlay_alpha', ParameterType.PARAMETER_INTEGER,
                             integer_value=2)
-    assert not refused.successful and 'overlay_alpha out of range' in refused.reason
+    assert not refused.successful and refused.reason == (
+        "Parameter 'overlay_alpha' must be a floating-point number from 0.0 to 1.0, got 2.0.")
 
     # Frames of a camera that publishes 8UC3, stamped a day ago (a bag replayed without sim
     # time): segmented as bgr8, and the latency figures are explained.

@@ -15,8 +15,9 @@
 """
 The ``image_segmenter`` node: camera images in, category and confidence masks out.
 
-ROS glue only: parameters, QoS, topics, a worker thread and diagnostics. Decoding lives in
-``image_conversions`` and segmentation in the engine, both free of rclpy.
+ROS glue only: parameters, QoS, topics, a worker thread and diagnostics, in a core that the
+plain node here and the lifecycle node (``lifecycle_node``) share. Decoding lives in
+``input_images`` and segmentation in the engine, both free of rclpy.
 """
 
 import collections
@@ -45,11 +46,12 @@ from std_msgs.msg import String
 
 from .input_images import InvalidImageError, message_to_array
 from .input_subscription import InputSubscription
-from .output_messages import (category_message, confidence_message, confidence_topics, labels_yaml,
-                              MessageBuffer, overlay_message)
+from .output_messages import (category_message, CATEGORY_TOPIC, confidence_message,
+                              confidence_topics, LABELS_TOPIC, labels_yaml, MessageBuffer,
+                              overlay_message, OVERLAY_TOPIC)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
-                         model_name, PARAMETERS, qos_override_problem,
-                         qos_override_value_problem, startup_problem)
+                         model_name, NODE_NAME, PARAMETERS, qos_override_problem,
+                         qos_override_value_problem, run_time_model_problem, startup_problem)
 from ..engine import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
 
 try:
@@ -109,6 +111,11 @@ class _FrameQueue:
             while not self._items and not self._closed:
                 self._condition.wait()
             return None if self._closed else self._items.popleft()
+
+    def resize(self, capacity: int) -> None:
+        """Hold up to ``capacity`` items from now on, the newest if there are more."""
+        with self._condition:
+            self._items = collections.deque(self._items, maxlen=capacity)
 
     def close(self) -> None:
         with self._condition:
@@ -194,27 +201,100 @@ def _percentiles(name: str, samples: List[float]) -> List[KeyValue]:
             KeyValue(key='%s max (ms)' % name, value='%.1f' % top)]
 
 
-class ImageSegmenterNode(Node):
-    """Segments every (or the newest) camera frame and publishes masks with its header."""
+# Reconfigured by a new segmenter and topics, built beside the running ones; the other
+# parameters are read by each frame.
+RECONFIGURABLE = ('model', 'model_selection', 'running_mode', 'output_category_mask',
+                  'output_confidence_masks', 'display_names_locale', 'num_threads',
+                  'input_transport', 'queue_size')
 
-    def __init__(self, **kwargs: Any):
-        super().__init__('image_segmenter', **kwargs)
-        try:
-            self._start()
-        except BaseException:
-            # A node that cannot start gives its DDS entities back now, while rclpy still
-            # runs, not to the garbage collector after shutdown.
-            Node.destroy_node(self)
-            raise
 
-    def _start(self) -> None:
+@dataclass(frozen=True)
+class _Config:
+    """The values of RECONFIGURABLE parameters that a segmenter and its topics are built from."""
+
+    model: str
+    running_mode: RunningMode
+    output_category_mask: bool
+    output_confidence_masks: bool
+    display_names_locale: str
+    num_threads: int
+    input_transport: str
+    queue_size: int
+
+    @classmethod
+    def read(cls, value: Callable[[str], Any]) -> '_Config':
+        """Read (``value`` returns a parameter's value) and check a configuration."""
+        check_outputs(value)
+        return cls(model_name(value), RunningMode[value('running_mode')],
+                   *(value(name) for name in RECONFIGURABLE[3:]))
+
+    def changes(self, other: '_Config') -> str:
+        """Say what ``other`` changes, as parameters are written: 'model a -> b, ...'."""
+        def shown(value: Any) -> str:
+            return value.name if isinstance(value, RunningMode) else (
+                str(value).lower() if isinstance(value, bool) else str(value))
+        return ', '.join('%s %s -> %s' % (field.name, shown(getattr(self, field.name)),
+                                          shown(getattr(other, field.name)))
+                         for field in fields(self)
+                         if getattr(self, field.name) != getattr(other, field.name))
+
+    def subscription(self) -> Tuple[str, bool, int]:
+        """Return what the input subscription depends on: transport, live stream, depth."""
+        return (self.input_transport, self.running_mode == RunningMode.LIVE_STREAM,
+                self.queue_size if self.running_mode == RunningMode.VIDEO else 0)
+
+
+class _Pipeline:
+    """A segmenter and the publishers of its classes: what one frame is processed with."""
+
+    def __init__(self, config: _Config, segmenter: ImageSegmenter, category_pub: Optional[Any],
+                 confidence_pubs: Dict[str, Any]):
+        self.config, self.segmenter, self.category_pub = config, segmenter, category_pub
+        self.confidence_topics = list(confidence_pubs)
+        self.confidence_pubs = list(confidence_pubs.values())
+        # One reused message per output: the worker publishes them one at a time.
+        self.category_buffer = MessageBuffer()
+        self.confidence_buffers = [MessageBuffer() for _ in self.confidence_pubs]
+        self.last_stamp_ms: Optional[int] = None  # VIDEO mode: stamps must increase
+
+
+class SegmenterCore:
+    """
+    The segmenter node's work, shared by the plain and the lifecycle node.
+
+    A mixin over rclpy's Node or LifecycleNode. Parameters are declared at construction;
+    ``_configure`` checks them and loads the model, ``_activate`` publishes the labels and
+    subscribes, ``_deactivate`` unsubscribes, ``_cleanup`` frees the model and the topics. The
+    plain node does the first two at once; the lifecycle node on its transitions. A change of
+    a RECONFIGURABLE parameter builds a new segmenter and topics beside the running ones and
+    switches between two frames; a value that cannot be used is refused with the start-up
+    sentence and the running configuration goes on.
+    """
+
+    def _declare(self) -> None:
+        self._declared = False  # until then, _declare checks each value itself
+        self._pipeline: Optional[_Pipeline] = None
+        self._frame_lock = threading.Lock()  # held by the worker for each frame
+        self._input: Optional[InputSubscription] = None
+        self._input_topic = self.resolve_topic_name('image')
+        self._queue: Optional[_FrameQueue] = None
+        self._worker: Optional[threading.Thread] = None
+        self._overlay_pub = self._labels_pub = None
+        self._overlay_buffer = MessageBuffer()
+        self._stopping = False
+        self._state = 'unconfigured'
+        self._last_problem = ''
+        self._last_change = 'none'
+        self._stats = _Stats()
+        self._recent_counts = self._counts_window()
+        self._warned: Dict[str, float] = {}  # kind of rejection -> when it was last warned of
         # The command line's and the parameters file's values (rclpy has no public accessor).
         overrides = self._parameter_overrides
         for name, override in overrides.items():
             problem = qos_override_value_problem(name, override.value)
             if problem:
                 raise ConfigurationError(problem)
-        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         # Iron and later: ``ros2 param set overlay_alpha 1`` is taken as 1.0, like at start-up.
         pre_set = getattr(self, 'add_pre_set_parameters_callback', None)
         if pre_set is not None:
@@ -226,8 +306,7 @@ class ImageSegmenterNode(Node):
                                        ignore_override=True)
             except (InvalidParameterValueException, InvalidParameterTypeException) as error:
                 raise ConfigurationError(startup_problem(param, str(error))) from None
-        check_outputs(self._value)
-        self._mode = RunningMode[self._value('running_mode')]
+        self._declared = True
         self._settings = self._read_settings()
         # Iron and later: a new snapshot after each update, even of several parameters at
         # once, so no frame sees half of one. Humble lacks the hook: each frame reads afresh.
@@ -235,28 +314,98 @@ class ImageSegmenterNode(Node):
         self._settings_per_frame = post_set is None
         if post_set is not None:
             post_set(self._refresh_settings)
-        self._model = model_name(self._value)
-        self._segmenter = self._create_segmenter()
-        self._last_stamp_ms: Optional[int] = None
-        self._stopping = False
-        self._stats = _Stats()
-        # Counters of the last DIAGNOSTICS_WINDOW_SEC seconds: the status reflects what happens
-        # now, not one bad frame at boot.
-        self._recent_counts: Deque[Dict[str, int]] = collections.deque(
-            [dict.fromkeys(_Stats.COUNTERS, 0)], maxlen=DIAGNOSTICS_WINDOW_SEC + 1)
-        self._warned: Dict[str, float] = {}  # kind of rejection -> when it was last warned of
-        self._queue = _FrameQueue(
-            1 if self._mode == RunningMode.LIVE_STREAM else self._value('queue_size'))
-        self._create_topics()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diagnostics_timer = self.create_timer(
             1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _counts_window(self) -> Deque[Dict[str, int]]:
+        """
+        Counters of the last DIAGNOSTICS_WINDOW_SEC seconds, from now on.
+
+        The status reflects what happens now, not one bad frame at boot.
+        """
+        start = self._stats.snapshot()[0]
+        return collections.deque([start], maxlen=DIAGNOSTICS_WINDOW_SEC + 1)
+
+    # Life cycle: the plain node configures and activates at once.
+
+    def _configure(self) -> None:
+        """Check the parameters, load the model, create the output topics."""
+        config = _Config.read(self._value)
+        self._overlay_pub = self._output_publisher(Image, OVERLAY_TOPIC)
+        self._labels_pub = self._publisher(String, LABELS_TOPIC, QoSProfile(
+            depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+            durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
+        self._pipeline = self._build(config, None)
+        self._state = 'inactive'
+        self.get_logger().info('Loaded %s for %s mode; classes: %s.' % (
+            config.model, config.running_mode.name,
+            ', '.join(self._pipeline.segmenter.labels)))
+
+    def _activate(self) -> None:
+        """Publish the labels, subscribe, segment."""
+        config = self._pipeline.config
+        self._publish_labels()
+        self._queue = _FrameQueue(self._capacity(config))
+        self._stopping = False
+        self._recent_counts = self._counts_window()
         self._worker = threading.Thread(target=self._work, name='image_segmenter_worker',
                                         daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            'Segmenting %s with %s in %s mode; classes: %s.'
-            % (self._input_topic, self._model, self._mode.name,
-               ', '.join(self._segmenter.labels)))
+        self._subscribe(config)
+        self._state = 'active'
+        self.get_logger().info('Segmenting %s with %s in %s mode.' % (
+            self._input_topic, config.model, config.running_mode.name))
+
+    def _deactivate(self) -> None:
+        """Unsubscribe and stop the worker; the model stays loaded."""
+        if self._input is not None:
+            self._input.destroy()
+            self._input = None
+        self._stop_worker()
+        self._state = 'inactive'
+
+    def _cleanup(self) -> None:
+        """Free the model and every output topic."""
+        self._deactivate()
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.segmenter.close()
+            for pub in [pipeline.category_pub] + pipeline.confidence_pubs:
+                if pub is not None:
+                    self._destroy_publisher(pub)
+        for pub in (self._overlay_pub, self._labels_pub):
+            if pub is not None:
+                self._destroy_publisher(pub)
+        self._overlay_pub = self._labels_pub = None
+        self._state = 'unconfigured'
+
+    def _stop_worker(self) -> None:
+        self._stopping = True
+        if self._queue is not None:
+            self._queue.close()
+        if self._worker is not None:
+            # A frame in flight finishes in milliseconds; never let a stuck one hold us up.
+            self._worker.join(timeout=1.0)
+            if self._worker.is_alive():
+                self.get_logger().warning('The worker thread did not stop within 1 s.')
+        self._worker = None
+
+    # Publishers: the lifecycle node makes them lifecycle publishers.
+
+    def _publisher(self, msg_type: type, topic: str, qos_profile: QoSProfile,
+                   **kwargs: Any) -> Any:
+        return self.create_publisher(msg_type, topic, qos_profile, **kwargs)
+
+    def _destroy_publisher(self, publisher: Any) -> None:
+        self.destroy_publisher(publisher)
+
+    def _output_publisher(self, msg_type: type, topic: str) -> Any:
+        # A profile of its own: rclpy writes the topic's QoS overrides into it.
+        return self._create_overridable(
+            self._publisher, 'publisher', msg_type, topic,
+            QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE),
+            PublisherEventCallbacks)
 
     # Parameters and model
 
@@ -267,12 +416,28 @@ class ImageSegmenterNode(Node):
         return [Parameter(parameter.name, value=BY_NAME[parameter.name].coerce(parameter.value))
                 if parameter.name in BY_NAME else parameter for parameter in parameters]
 
-    def _check_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+    def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        """Check each value; for a new configuration, build and switch to it (in order)."""
         for parameter in parameters:
             spec = BY_NAME.get(parameter.name)
             reason = spec.check(parameter.value) if spec else None
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+        proposed = {parameter.name: parameter.value for parameter in parameters
+                    if parameter.name in RECONFIGURABLE}
+        if not (proposed and self._declared):  # at start-up, _configure reads them
+            return SetParametersResult(successful=True)
+        try:
+            config = _Config.read(lambda name: proposed.get(name, self._value(name)))
+            if 'model' in proposed or 'model_selection' in proposed:
+                problem = run_time_model_problem(config.model, self._value('model_directories'))
+                if problem:
+                    raise ConfigurationError(problem)
+            if self._pipeline is not None and config != self._pipeline.config:
+                self._reconfigure(config)
+        except ConfigurationError as error:
+            self.get_logger().warning('Refused a parameter change: %s' % error)
+            return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
 
     def _read_settings(self) -> _FrameSettings:
@@ -282,51 +447,74 @@ class ImageSegmenterNode(Node):
     def _refresh_settings(self, parameters: List[Parameter]) -> None:
         self._settings = self._read_settings()
 
-    def _create_segmenter(self) -> ImageSegmenter:
+    def _create_segmenter(self, config: _Config) -> ImageSegmenter:
+        values = dict(vars(config), running_mode=config.running_mode.name)
         # The node keeps its own live-stream slot, so LIVE_STREAM frames are single images.
-        return create_segmenter(self._value, RunningMode.VIDEO
-                                if self._mode == RunningMode.VIDEO else RunningMode.IMAGE)
+        return create_segmenter(values.get, RunningMode.VIDEO
+                                if config.running_mode == RunningMode.VIDEO else RunningMode.IMAGE)
+
+    def _build(self, config: _Config, old: Optional[_Pipeline]) -> _Pipeline:
+        """Load the model and create the topics ``config`` needs, reusing those of ``old``."""
+        segmenter = self._create_segmenter(config)
+        category = old.category_pub if old is not None else None
+        if config.output_category_mask and category is None:
+            category = self._output_publisher(Image, CATEGORY_TOPIC)
+        kept = dict(zip(old.confidence_topics, old.confidence_pubs)) if old else {}
+        topics = (confidence_topics(segmenter.labels) if config.output_confidence_masks
+                  else [])
+        return _Pipeline(config, segmenter, category if config.output_category_mask else None,
+                         {topic: kept.get(topic) or self._output_publisher(Image, topic)
+                          for topic in topics})
+
+    def _reconfigure(self, config: _Config) -> None:
+        """Build the new configuration beside the running one, then switch between frames."""
+        old = self._pipeline
+        start = time.perf_counter()
+        new = self._build(config, old)
+        load_ms = (time.perf_counter() - start) * 1000.0
+        with self._frame_lock:
+            self._pipeline = new
+        old.segmenter.close()
+        for pub in [old.category_pub] + old.confidence_pubs:
+            if pub is not None and pub is not new.category_pub and \
+                    pub not in new.confidence_pubs:
+                self._destroy_publisher(pub)
+        if self._state == 'active':
+            self._publish_labels()
+            if config.subscription() != old.config.subscription():
+                self._input.destroy()
+                self._queue.resize(self._capacity(config))
+                self._subscribe(config)
+        self._last_change = '%s (loaded in %.0f ms)' % (old.config.changes(config), load_ms)
+        self.get_logger().info('Reconfigured: %s; classes: %s.' % (
+            self._last_change, ', '.join(new.segmenter.labels)))
 
     # Topics
 
-    def _create_topics(self) -> None:
-        def publisher(msg_type: type, topic: str) -> Any:
-            # A profile of its own: rclpy writes the topic's QoS overrides into it.
-            return self._create_overridable(
-                self.create_publisher, 'publisher', msg_type, topic,
-                QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE),
-                PublisherEventCallbacks)
-
-        self._category_pub = (publisher(Image, 'category_mask')
-                              if self._value('output_category_mask') else None)
-        self._confidence_topics = (confidence_topics(self._segmenter.labels)
-                                   if self._value('output_confidence_masks') else [])
-        self._confidence_pubs = [publisher(Image, topic) for topic in self._confidence_topics]
-        self._overlay_pub = publisher(Image, 'overlay')
-        # One reused message per output: the worker publishes them one at a time.
-        self._category_buffer = MessageBuffer()
-        self._confidence_buffers = [MessageBuffer() for _ in self._confidence_pubs]
-        self._overlay_buffer = MessageBuffer()
-        self._labels_pub = self.create_publisher(String, 'labels', QoSProfile(
-            depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-            durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
+    def _publish_labels(self) -> None:
+        pipeline = self._pipeline
         self._labels_pub.publish(String(data=labels_yaml(
-            self._model, self._value('display_names_locale'), self._segmenter.labels,
-            self._segmenter.display_names, self._value('output_confidence_masks'))))
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+            pipeline.config.model, pipeline.config.display_names_locale,
+            pipeline.segmenter.labels, pipeline.segmenter.display_names,
+            pipeline.config.output_confidence_masks)))
 
-        compressed = self._value('input_transport') == 'compressed'
+    @staticmethod
+    def _capacity(config: _Config) -> int:
+        return 1 if config.running_mode == RunningMode.LIVE_STREAM else config.queue_size
+
+    def _subscribe(self, config: _Config) -> None:
+        compressed = config.input_transport == 'compressed'
         # Like image_transport: the compressed stream lives under the (remapped) image topic.
         self._input_topic = self.resolve_topic_name('image') + ('/compressed' if compressed
                                                                 else '')
         input_qos = copy.copy(qos_profile_sensor_data)
-        if self._mode == RunningMode.VIDEO:  # every frame: DDS may hold as many as the queue
-            input_qos.depth = max(input_qos.depth, self._value('queue_size'))
+        if config.running_mode == RunningMode.VIDEO:  # DDS may hold as many as the queue
+            input_qos.depth = max(input_qos.depth, config.queue_size)
         # Every frame counts outside LIVE_STREAM: reliable from reliable publishers, unless the
         # parameters say otherwise.
         overridden = 'qos_overrides.%s.subscription.reliability' % self._input_topic in \
             self._parameter_overrides
-        follow = self._mode != RunningMode.LIVE_STREAM and not overridden
+        follow = config.running_mode != RunningMode.LIVE_STREAM and not overridden
         self._input = InputSubscription(
             self, self._input_topic, input_qos, lambda qos: self._create_overridable(
                 self.create_subscription, 'subscription',
@@ -384,46 +572,49 @@ class ImageSegmenterNode(Node):
         self._stats.count('received')
         if self._queue.put(msg):
             self._stats.count('dropped')
-            if self._mode != RunningMode.LIVE_STREAM:
+            config = self._pipeline.config
+            if config.running_mode != RunningMode.LIVE_STREAM:
                 self.get_logger().warning(
                     'Input queue full (queue_size %d): dropped the oldest frame; processing is '
-                    'slower than %s.' % (self._value('queue_size'), self._input_topic),
+                    'slower than %s.' % (config.queue_size, self._input_topic),
                     throttle_duration_sec=WARN_PERIOD_SEC)
 
     def _work(self) -> None:
+        queue = self._queue
         while True:
-            msg = self._queue.get()
+            msg = queue.get()
             if msg is None:
                 return
             settings = self._read_settings() if self._settings_per_frame else self._settings
-            try:
-                self._process(msg, settings)
-            except Exception as error:  # The worker must outlive any single frame.
-                if self._stopping or not self.context.ok():  # publishers gone, not broken
-                    return
-                reason = '%s: %s' % (type(error).__name__, str(error).strip())
-                self._stats.count('failed', reason)
-                self.get_logger().error(
-                    'Failed to process a frame from %s (%s); it was not published, the next '
-                    'frame is processed as usual.' % (self._input_topic, reason),
-                    throttle_duration_sec=WARN_PERIOD_SEC)
+            with self._frame_lock:  # a new configuration is switched to between frames
+                try:
+                    self._process(msg, settings, self._pipeline)
+                except Exception as error:  # The worker must outlive any single frame.
+                    if self._stopping or not self.context.ok():  # publishers gone, not broken
+                        return
+                    reason = '%s: %s' % (type(error).__name__, str(error).strip())
+                    self._stats.count('failed', reason)
+                    self.get_logger().error(
+                        'Failed to process a frame from %s (%s); it was not published, the '
+                        'next frame is processed as usual.' % (self._input_topic, reason),
+                        throttle_duration_sec=WARN_PERIOD_SEC)
 
-    def _wanted(self) -> Tuple[bool, List[int], bool]:
+    def _wanted(self, pipeline: _Pipeline) -> Tuple[bool, List[int], bool]:
         """Which outputs have subscribers: category mask, confidence indices, overlay."""
-        category = bool(self._category_pub and self._category_pub.get_subscription_count())
-        confidences = [index for index, pub in enumerate(self._confidence_pubs)
+        category = bool(pipeline.category_pub and pipeline.category_pub.get_subscription_count())
+        confidences = [index for index, pub in enumerate(pipeline.confidence_pubs)
                        if pub.get_subscription_count()]
         return category, confidences, self._overlay_pub.get_subscription_count() > 0
 
-    def _process(self, msg: Any, settings: _FrameSettings) -> None:
-        category, confidences, overlay = self._wanted()
+    def _process(self, msg: Any, settings: _FrameSettings, pipeline: _Pipeline) -> None:
+        category, confidences, overlay = self._wanted(pipeline)
         if not (category or confidences or overlay):
             self._stats.count('skipped')
             return
         start = time.perf_counter()
         try:
             image = message_to_array(msg, settings.max_input_pixels)
-            result = self._segment(image, msg.header.stamp, confidences,
+            result = self._segment(pipeline, image, msg.header.stamp, confidences,
                                    category or overlay, settings.rotation_degrees)
         except (InvalidImageError, ValueError) as error:
             self._reject(str(error))
@@ -434,10 +625,11 @@ class ImageSegmenterNode(Node):
             raise FloatingPointError('the model produced NaN or infinite confidences')
         header = msg.header
         if category:
-            self._category_pub.publish(category_message(header, result, self._category_buffer))
+            pipeline.category_pub.publish(category_message(header, result,
+                                                           pipeline.category_buffer))
         for index in confidences:
-            self._confidence_pubs[index].publish(confidence_message(
-                header, result, index, self._confidence_buffers[index]))
+            pipeline.confidence_pubs[index].publish(confidence_message(
+                header, result, index, pipeline.confidence_buffers[index]))
         if overlay:
             self._overlay_pub.publish(overlay_message(
                 header, image, result, settings.overlay_alpha, getattr(msg, 'encoding', None),
@@ -461,8 +653,9 @@ class ImageSegmenterNode(Node):
         self._warned[kind] = now
         self.get_logger().warning('Rejected a frame from %s: %s' % (self._input_topic, reason))
 
-    def _segment(self, image: np.ndarray, stamp: Any, confidences: List[int],
-                 category: bool, rotation: int) -> Optional[ImageSegmenterResult]:
+    def _segment(self, pipeline: _Pipeline, image: np.ndarray, stamp: Any,
+                 confidences: List[int], category: bool,
+                 rotation: int) -> Optional[ImageSegmenterResult]:
         """
         Run the engine for the requested masks; None when a VIDEO frame must be skipped.
 
@@ -470,33 +663,40 @@ class ImageSegmenterNode(Node):
         """
         wanted = {'output_confidence_masks': bool(confidences),
                   'output_category_mask': category, 'confidence_classes': confidences}
-        if self._mode != RunningMode.VIDEO:
-            return self._segmenter.segment(image, rotation, **wanted)
+        if pipeline.config.running_mode != RunningMode.VIDEO:
+            return pipeline.segmenter.segment(image, rotation, **wanted)
         timestamp = stamp_to_ms(stamp)
-        if self._last_stamp_ms is not None and timestamp <= self._last_stamp_ms:
-            if timestamp == self._last_stamp_ms:
+        last = pipeline.last_stamp_ms
+        if last is not None and timestamp <= last:
+            if timestamp == last:
                 self._reject('its stamp (%d ms) is in the same millisecond as the previous '
                              "frame's; VIDEO mode needs increasing stamps" % timestamp)
                 return None
             self._stats.count('time_jumps')
             self.get_logger().warning(
                 'Time went backwards on %s (%d ms -> %d ms, a looping bag or a simulator '
-                'reset?): restarting the segmenter.' % (self._input_topic,
-                                                        self._last_stamp_ms, timestamp))
-            self._segmenter.close()
-            self._segmenter = self._create_segmenter()
-        self._last_stamp_ms = timestamp
-        return self._segmenter.segment_for_video(image, timestamp, rotation, **wanted)
+                'reset?): restarting the segmenter.' % (self._input_topic, last, timestamp))
+            pipeline.segmenter.close()
+            pipeline.segmenter = self._create_segmenter(pipeline.config)
+        pipeline.last_stamp_ms = timestamp
+        return pipeline.segmenter.segment_for_video(image, timestamp, rotation, **wanted)
 
     # Diagnostics
 
     def _publish_diagnostics(self) -> None:
         counts, processing, latency = self._stats.snapshot()
         self._recent_counts.append(counts)
-        level, message = diagnostic_status(
-            counts, self._recent_counts[0], len(self._recent_counts) - 1,
-            self._mode != RunningMode.LIVE_STREAM, self._input_topic,
-            self._input.publisher_count(), np.median(latency) if latency else None)
+        pipeline = self._pipeline
+        if self._state == 'active':
+            level, message = diagnostic_status(
+                counts, self._recent_counts[0], len(self._recent_counts) - 1,
+                pipeline.config.running_mode != RunningMode.LIVE_STREAM, self._input_topic,
+                self._input.publisher_count(), np.median(latency) if latency else None)
+        elif self._last_problem:
+            level, message = DiagnosticStatus.ERROR, 'Unconfigured: ' + self._last_problem
+        else:
+            level, message = DiagnosticStatus.OK, '%s: %s' % (self._state.capitalize(), (
+                'model loaded, no frame taken' if pipeline else 'no model loaded'))
         values = [KeyValue(key=_Stats.COUNTERS[name], value=str(value))
                   for name, value in counts.items()]
         values += _percentiles('processing time', processing)
@@ -507,34 +707,69 @@ class ImageSegmenterNode(Node):
                else 'system'))))
         values += [KeyValue(key='last %s frame' % counter, value=reason)
                    for counter, reason in self._stats.last_reason.items()]
-        category, confidences, overlay = self._wanted()
-        subscribed = ((['category_mask'] if category else []) +
-                      [self._confidence_topics[index] for index in confidences] +
-                      (['overlay'] if overlay else []))
-        values += [KeyValue(key='outputs with subscribers', value=', '.join(subscribed) or 'none'),
-                   KeyValue(key='model', value=self._model),
-                   KeyValue(key='running mode', value=self._mode.name),
+        model = ''
+        if pipeline is not None:
+            category, confidences, overlay = self._wanted(pipeline)
+            subscribed = ((['category_mask'] if category else []) +
+                          [pipeline.confidence_topics[index] for index in confidences] +
+                          (['overlay'] if overlay else []))
+            model = pipeline.config.model
+            values += [KeyValue(key='outputs with subscribers',
+                                value=', '.join(subscribed) or 'none'),
+                       KeyValue(key='model', value=model),
+                       KeyValue(key='running mode', value=pipeline.config.running_mode.name)]
+        values += [KeyValue(key='state', value=self._state),
                    KeyValue(key='input topic', value=self._input_topic),
-                   KeyValue(key='input reliability', value=self._input.reliability)]
+                   KeyValue(key='input reliability', value=self._input.reliability
+                            if self._input else 'none (not subscribed)'),
+                   KeyValue(key='last reconfiguration', value=self._last_change)]
         status = DiagnosticStatus(level=level, name='%s: segmentation' % (
-            self.get_fully_qualified_name()), message=message, hardware_id=self._model,
+            self.get_fully_qualified_name()), message=message, hardware_id=model,
             values=values)
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
 
+    def set_parameters_atomically(self, parameter_list: List[Parameter]) -> SetParametersResult:
+        """
+        Set parameters (what the parameter services call); refusals in the start-up sentence.
+
+        rclpy refuses wrong types and values out of range in words of its own.
+        """
+        result = super().set_parameters_atomically(parameter_list)
+        if result.successful or result.reason.startswith(("Parameter '", "Parameters '")):
+            return result
+        for parameter in parameter_list:
+            spec = BY_NAME.get(parameter.name)
+            if spec is not None and not spec.read_only and spec.validate(parameter.value):
+                return SetParametersResult(successful=False,
+                                           reason=spec.validate(parameter.value))
+        return result
+
+
+class ImageSegmenterNode(SegmenterCore, Node):
+    """Segments every (or the newest) camera frame and publishes masks with its header."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._declare()
+            self._configure()
+            self._activate()
+        except BaseException:
+            # A node that cannot start gives its DDS entities back now, while rclpy still
+            # runs, not to the garbage collector after shutdown.
+            self._stop_worker()
+            Node.destroy_node(self)
+            raise
+
     def destroy_node(self) -> None:
-        self._stopping = True
-        self._queue.close()
-        # A frame in flight finishes in milliseconds; never let a stuck one hold up shutdown.
-        self._worker.join(timeout=1.0)
-        if self._worker.is_alive():
-            self.get_logger().warning('The worker thread did not stop within 1 s of shutdown.')
-        self._segmenter.close()
+        self._cleanup()
         super().destroy_node()
 
 
-def run(stop: Any, args: Optional[List[str]] = None) -> int:
+def run(stop: Any, args: Optional[List[str]] = None,
+        node_class: Callable[[], Node] = ImageSegmenterNode) -> int:
     """
     Run the node until a signal; return the exit code: 0, or 1 with one sentence on a bad setup.
 
@@ -551,7 +786,7 @@ def run(stop: Any, args: Optional[List[str]] = None) -> int:
         # Created before the slow start-up (model, topics): a signal that shuts the context
         # down while an executor is being built leaves a half-built one rclpy reports on exit.
         executor = SingleThreadedExecutor()
-        node = ImageSegmenterNode()
+        node = node_class()
         rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

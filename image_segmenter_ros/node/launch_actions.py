@@ -25,10 +25,15 @@ import re
 from typing import Any, Dict, List
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument
+from launch.action import Action
+from launch.actions import DeclareLaunchArgument, EmitEvent, GroupAction, RegisterEventHandler
+from launch.events import matches_action
 from launch.launch_context import LaunchContext
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 import yaml
 
 from .main import STOP_WITH_LAUNCH
@@ -62,6 +67,14 @@ def node_arguments(image_topic_default: str) -> List[DeclareLaunchArgument]:
         DeclareLaunchArgument(
             'log_level', default_value='info', choices=list(LOG_LEVELS),
             description='Log level of the node.'),
+        DeclareLaunchArgument(
+            'lifecycle', default_value='false', choices=['true', 'false'],
+            description='true: the managed (lifecycle) node, unconfigured until a lifecycle '
+                        'manager, ros2 lifecycle or autostart moves it.'),
+        DeclareLaunchArgument(
+            'autostart', default_value='true', choices=['true', 'false'],
+            description='With lifecycle:=true, configure and activate the node at start (as '
+                        "Nav2's lifecycle manager's autostart); false: leave it unconfigured."),
         DeclareLaunchArgument(
             'dds_profile', default_value=EnvironmentVariable(
                 'FASTRTPS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
@@ -118,15 +131,16 @@ def _dds_environment(context: LaunchContext) -> Dict[str, str]:
              'FASTDDS_DEFAULT_PROFILES_FILE': profile} if profile not in ('', 'none') else {})
 
 
-def node_action(context: LaunchContext, namespace: str) -> Node:
+def node_action(context: LaunchContext, namespace: str) -> Action:
     """
     Build the one node the arguments describe, under ``namespace``.
 
     Every launch file starts its nodes here, so a node variant is added in this one place.
     """
-    return Node(
+    lifecycle = LaunchConfiguration('lifecycle').perform(context) == 'true'
+    node = (LifecycleNode if lifecycle else Node)(
         package=PACKAGE,
-        executable='image_segmenter_node',
+        executable='image_segmenter_lifecycle_node' if lifecycle else 'image_segmenter_node',
         name=NODE_NAME,
         namespace=namespace,
         parameters=[LaunchConfiguration('params_file').perform(context),
@@ -136,6 +150,17 @@ def node_action(context: LaunchContext, namespace: str) -> Node:
         additional_env={**_dds_environment(context), STOP_WITH_LAUNCH: '1'},
         output='screen',
     )
+    if not (lifecycle and LaunchConfiguration('autostart').perform(context) == 'true'):
+        return node
+
+    def change(transition: int) -> EmitEvent:
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                           transition_id=transition))
+    # Configure at start, activate once configured (not after a later deactivate).
+    return GroupAction([node, RegisterEventHandler(OnStateTransition(
+        target_lifecycle_node=node, start_state='configuring', goal_state='inactive',
+        entities=[change(Transition.TRANSITION_ACTIVATE)])),
+        change(Transition.TRANSITION_CONFIGURE)], scoped=False)
 
 
 def camera_names(text: str) -> List[str]:

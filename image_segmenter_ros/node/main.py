@@ -76,11 +76,23 @@ class StopSignals:
 
 def main(args: Optional[List[str]] = None) -> int:
     """Run the node until SIGINT/SIGTERM (exit code 0); on a bad setup, one sentence and 1."""
+    return _main(args, lifecycle=False)
+
+
+def lifecycle_main(args: Optional[List[str]] = None) -> int:
+    """Run the lifecycle node, unconfigured until a manager or ``ros2 lifecycle`` moves it."""
+    return _main(args, lifecycle=True)
+
+
+def _main(args: Optional[List[str]], lifecycle: bool) -> int:
     stop = StopSignals()
     try:
         stop.install()
-        from .image_segmenter_node import run
-        return run(stop, args)
+        from .image_segmenter_node import ImageSegmenterNode, run
+        if lifecycle:
+            from .lifecycle_node import ImageSegmenterLifecycleNode
+            return run(stop, args, ImageSegmenterLifecycleNode)
+        return run(stop, args, ImageSegmenterNode)
     except KeyboardInterrupt:  # during the imports, or a signal racing the shutdown
         return 0
     finally:

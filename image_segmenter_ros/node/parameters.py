@@ -21,14 +21,15 @@ file from config/ means the same to ``image_segmenter_node`` and to ``segment_ba
 
 from dataclasses import dataclass
 import math
+import os
 from pathlib import Path
 import re
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import yaml
 
-from ..engine import ImageSegmenter, ImageSegmenterOptions, RunningMode
+from ..engine import ImageSegmenter, ImageSegmenterOptions, model_catalog, RunningMode
 
 NODE_NAME = 'image_segmenter'
 # The legacy Selfie Segmentation option `model_selection`: 0 general, 1 landscape.
@@ -45,15 +46,16 @@ class ConfigurationError(Exception):
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """One parameter: default (which fixes its type), help, constraints, reload needed."""
+    """One parameter: default (which fixes its type), help, constraints, run-time changes."""
 
     name: str
     default: Any
     description: str
-    read_only: bool = True
+    read_only: bool = False
     choices: Tuple[Any, ...] = ()
     integer_range: Optional[Tuple[int, int, int]] = None
     float_range: Optional[Tuple[float, float]] = None
+    pattern: Optional[Tuple[str, str]] = None  # regular expression, what it allows in words
 
     def descriptor(self) -> ParameterDescriptor:
         descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
@@ -90,7 +92,10 @@ class ParameterSpec:
                                                    ' in steps of %d' % step if step > 1 else '')
         if self.float_range:
             return 'a floating-point number from %r to %r' % tuple(map(float, self.float_range))
-        return {bool: 'true or false', str: 'a string'}[type(self.default)]
+        if self.pattern:
+            return self.pattern[1]
+        return {bool: 'true or false', str: 'a string',
+                list: 'a list of strings'}[type(self.default)]
 
     def problem(self, value_text: str) -> str:
         return "Parameter '%s' must be %s, got %s." % (self.name, self.allowed(), value_text)
@@ -98,6 +103,8 @@ class ParameterSpec:
     def check(self, value: Any) -> Optional[str]:
         """Return why ``value`` is not allowed, or None (rclpy checks types and ranges)."""
         if self.choices and value not in self.choices:
+            return self.problem(repr(value))
+        if self.pattern and not re.fullmatch(self.pattern[0], value):
             return self.problem(repr(value))
         return None
 
@@ -125,6 +132,18 @@ class ParameterSpec:
         return self.check(value)
 
 
+def default_model_directories() -> List[str]:
+    """Return the model cache and the package's share folder of models, where installed."""
+    folders = [str(model_catalog.model_dir())]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        folders.append(os.path.join(get_package_share_directory(model_catalog.PACKAGE_NAME),
+                                    'models'))
+    except (ImportError, LookupError, OSError):  # no ament index: the cache only
+        pass
+    return folders
+
+
 PARAMETERS = (
     ParameterSpec('model', '', 'Segmentation model: a short name from models/manifest.yaml '
                   '(e.g. selfie_segmentation, selfie_multiclass_256x256) or a .tflite path; '
@@ -140,7 +159,9 @@ PARAMETERS = (
     ParameterSpec('output_confidence_masks', True, 'Publish confidence_masks/<label> (32FC1), '
                   'one topic per class.'),
     ParameterSpec('display_names_locale', 'en', 'Locale of the class display names in the '
-                  'labels topic, when the model metadata has them.'),
+                  'labels topic, when the model metadata has them.',
+                  pattern=(r'[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*',
+                           'a locale such as en, fr or zh-Hans')),
     ParameterSpec('rotation_degrees', 0, 'Clockwise rotation that makes the camera image '
                   'upright; masks stay in the input image frame.', read_only=False,
                   integer_range=(0, 270, 90)),
@@ -159,6 +180,10 @@ PARAMETERS = (
     ParameterSpec('max_input_pixels', 4096 * 4096, 'Largest input (width x height) accepted; '
                   'larger frames are rejected from their header, before any decoding or '
                   'allocation.', read_only=False, integer_range=(1, 1 << 28, 1)),
+    ParameterSpec('model_directories', default_model_directories(), 'The only folders from '
+                  'which a run-time change of model may load a file (models of the manifest '
+                  'are always allowed); fixed at start-up, since parameter services answer '
+                  'anyone on the DDS domain.', read_only=True),
 )
 BY_NAME = {param.name: param for param in PARAMETERS}
 
@@ -227,6 +252,24 @@ def check_outputs(value: Callable[[str], Any]) -> None:
         raise ConfigurationError("Parameters 'output_category_mask' and "
                                  "'output_confidence_masks' are both false: enable at "
                                  'least one.')
+
+
+def run_time_model_problem(model: str, directories: Sequence[str]) -> Optional[str]:
+    """
+    Return why ``model`` may not be loaded at run time, or None.
+
+    Parameter services answer anyone on the DDS domain, so a run-time change must not make
+    the node open any file: a model of the manifest, or a file under ``directories``.
+    """
+    names = model_catalog.load_manifest()
+    if model in names and not Path(model).is_file():  # a file of that name would win
+        return None
+    path = Path(model).resolve()
+    if any(path.is_relative_to(Path(folder).resolve()) for folder in directories if folder):
+        return None
+    return ("Parameter 'model' (%r): at run time only a model of the manifest (%s) or a file "
+            "under %s (parameter 'model_directories', fixed at start-up) may be loaded."
+            % (model, ', '.join(names), ' or '.join(directories) or 'no folder'))
 
 
 def model_name(value: Callable[[str], Any]) -> str:
