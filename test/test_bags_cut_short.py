@@ -208,7 +208,7 @@ def test_sqlite3_bags_with_a_journal_left_behind_are_rolled_back_read_and_repair
 # kill is read back, whole, in order, none after a gap.
 
 RECORDERS = 10  # per storage and round, killed one after the other
-ROUNDS = 2  # twenty tries per storage
+ROUNDS = 1  # twenty tries, ten per storage
 RATE = 50.0
 
 
