@@ -81,7 +81,7 @@ $(NOBLE)/.installed: requirements-noble.txt requirements-robot.txt requirements-
 	touch $@
 
 test: setup $(NOBLE)/.installed
-	$(PY) -m pytest -q test
+	$(PY) -m pytest -q --durations=15 test
 	$(NOBLE_PY) -m pytest -q $(NOBLE_TESTS)
 
 test-noble: $(NOBLE)/.installed models videos
