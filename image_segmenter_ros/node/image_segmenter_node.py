@@ -367,18 +367,29 @@ class SegmenterCore:
 
     def _cleanup(self) -> None:
         """Free the model and every output topic."""
+        pipeline = self._pipeline
         self._deactivate()
-        pipeline, self._pipeline = self._pipeline, None
-        if pipeline is not None:
-            pipeline.segmenter.close()
-            for pub in [pipeline.category_pub] + pipeline.confidence_pubs:
-                if pub is not None:
-                    self._destroy_publisher(pub)
-        for pub in (self._overlay_pub, self._labels_pub):
+        self._release()
+        for pub in ([pipeline.category_pub] + pipeline.confidence_pubs if pipeline else []) + [
+                self._overlay_pub, self._labels_pub]:
             if pub is not None:
                 self._destroy_publisher(pub)
         self._overlay_pub = self._labels_pub = None
         self._state = 'unconfigured'
+
+    def _release(self) -> None:
+        """
+        Stop the worker and free the model; the DDS entities go with the node.
+
+        At shutdown, after a signal has shut the context down: destroying the subscription and
+        publishers one by one there, before the node, ended the process with SIGSEGV at times.
+        """
+        self._stop_worker()
+        if self._frame_lock.acquire(timeout=1.0):
+            pipeline, self._pipeline = self._pipeline, None
+            self._frame_lock.release()
+            if pipeline is not None:
+                pipeline.segmenter.close()
 
     def _stop_worker(self) -> None:
         self._stopping = True
@@ -587,6 +598,8 @@ class SegmenterCore:
                 return
             settings = self._read_settings() if self._settings_per_frame else self._settings
             with self._frame_lock:  # a new configuration is switched to between frames
+                if self._pipeline is None:  # cleaned up
+                    return
                 try:
                     self._process(msg, settings, self._pipeline)
                 except Exception as error:  # The worker must outlive any single frame.
@@ -764,7 +777,7 @@ class ImageSegmenterNode(SegmenterCore, Node):
             raise
 
     def destroy_node(self) -> None:
-        self._cleanup()
+        self._release()
         super().destroy_node()
 
 
@@ -774,7 +787,8 @@ def run(stop: Any, args: Optional[List[str]] = None,
     Run the node until a signal; return the exit code: 0, or 1 with one sentence on a bad setup.
 
     ``stop`` is the installed handler (``main.StopSignals``); setting its ``stopping`` before
-    the cleanup makes every later signal harmless, so nothing interrupts it.
+    the cleanup makes every later signal harmless, so nothing interrupts it. ``node_class``
+    is the plain or the lifecycle node.
     """
     code = 0
     executor = node = None
@@ -795,9 +809,10 @@ def run(stop: Any, args: Optional[List[str]] = None,
         rclpy.logging.get_logger('image_segmenter').fatal(str(error))
         code = 1
     except Exception:
-        if rclpy.ok():
+        if rclpy.ok() and not stop.stopping:
             raise
-        # SIGINT or SIGTERM arrived while the node was still starting: a clean stop.
+        # SIGINT or SIGTERM arrived while the node was starting, or while rclpy converted a
+        # message (pybind11 turns the KeyboardInterrupt raised there into a RuntimeError).
     finally:
         stop.stopping = True
         if executor is not None:

@@ -84,5 +84,5 @@ class ImageSegmenterLifecycleNode(SegmenterCore, LifecycleNode):
         return super().on_shutdown(state)
 
     def destroy_node(self) -> None:
-        self._cleanup()
+        self._release()
         super().destroy_node()
