@@ -31,8 +31,9 @@ alternating blocks: time per call and CPU time per frame of the whole process (e
 MediaPipe's graph threads included). A plain single-threaded compute loop of the same length
 shows what this machine adds to any work started from idle (its floor).
 
-The process keeps freed memory for reuse (``keep_freed_memory()``), as the node and the bag
-tools do; it applies to MediaPipe's allocations as much as to ours.
+The process keeps freed memory for reuse (``keep_freed_memory()``) and runs OpenCV on the
+calling thread (``opencv_on_calling_thread()``), as the node does; freed memory is kept for
+MediaPipe's allocations as much as for ours.
 
     .venv/bin/python benchmarks/engine_benchmark.py [--frames N] [--repeats R] [--quick]
 """
@@ -49,6 +50,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from bench_common import machine_description, ms, read_frames, resized
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, keep_freed_memory
+from image_segmenter_ros.engine import opencv_on_calling_thread
 from image_segmenter_ros.engine import postprocessing, preprocessing
 from image_segmenter_ros.engine.model_catalog import ModelNotFoundError, resolve_model
 from image_segmenter_ros.engine.tflite_metadata import read_segmenter_metadata
@@ -458,6 +460,7 @@ def measure(frames: int = 16, repeats: int = 3, warmup: int = 4, block: int = 8,
     """Run every model, size and variant, the 30 Hz calls, the stage breakdowns and a profile."""
     started = time.perf_counter()
     keep_freed_memory()
+    opencv_on_calling_thread()
     images = read_frames(frames)
     results: Dict[str, Any] = {'models': {}, 'paced': {}, 'stages': {}, 'settings': {
         'frames': len(images), 'repeats': repeats, 'warmup': warmup, 'block': block,

@@ -55,6 +55,7 @@ from bench_common import (DDS_PROFILE, machine_description, py_spy_prefix, py_sp
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
+from image_segmenter_ros.engine import opencv_on_calling_thread
 from image_segmenter_ros.node.parameters import BY_NAME
 import numpy as np
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, QoSReliabilityPolicy
@@ -388,6 +389,7 @@ class EngineTimer:
     """
 
     def __init__(self, frames_by_size: Dict[str, List[np.ndarray]]):
+        opencv_on_calling_thread()  # as in the node
         self.frames = frames_by_size
         self.segmenter = ImageSegmenter.create_from_options(ImageSegmenterOptions(
             model_path=MODEL, running_mode=RunningMode.IMAGE, output_confidence_masks=True,

@@ -22,6 +22,7 @@ are built on this package and nothing in it knows about them.
 from .memory import keep_freed_memory
 from .segmenter import (ImageSegmenter, ImageSegmenterOptions, ImageSegmenterResult,
                         RunningMode)
+from .threads import opencv_on_calling_thread
 
 __all__ = ['ImageSegmenter', 'ImageSegmenterOptions', 'ImageSegmenterResult', 'RunningMode',
-           'keep_freed_memory']
+           'keep_freed_memory', 'opencv_on_calling_thread']

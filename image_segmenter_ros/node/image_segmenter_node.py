@@ -52,7 +52,8 @@ from .output_messages import (category_message, CATEGORY_TOPIC, confidence_messa
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
                          model_name, NODE_NAME, PARAMETERS, qos_override_problem,
                          qos_override_value_problem, run_time_model_problem, startup_problem)
-from ..engine import ImageSegmenter, ImageSegmenterResult, keep_freed_memory, RunningMode
+from ..engine import (ImageSegmenter, ImageSegmenterResult, keep_freed_memory,
+                      opencv_on_calling_thread, RunningMode)
 
 try:
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -796,6 +797,7 @@ def run(stop: Any, args: Optional[List[str]] = None,
         # Masks, messages and DDS buffers of every frame then reuse freed memory: at 720p this
         # halves the node's processing time (page faults of fresh mmaps otherwise).
         keep_freed_memory()
+        opencv_on_calling_thread()  # at camera rates, less CPU per frame than OpenCV's pool
         rclpy.init(args=args)
         # Created before the slow start-up (model, topics): a signal that shuts the context
         # down while an executor is being built leaves a half-built one rclpy reports on exit.
