@@ -260,12 +260,21 @@ def test_params_file_options_and_namespace_change_the_outputs_like_the_node(
 # Same parameter file, same verdict: the node and segment_bag refuse a value with one sentence.
 
 INVALID_PARAMETERS = [
-    {'num_threads': 0}, {'num_threads': 2.0}, {'overlay_alpha': 1.5}, {'overlay_alpha': 1},
+    {'num_threads': 0}, {'num_threads': 2.0}, {'overlay_alpha': 1.5}, {'overlay_alpha': 2},
     {'rotation_degrees': 45}, {'running_mode': 'FAST'}, {'input_transport': 3},
     {'model_selection': True}, {'output_category_mask': 'yes'},
     {'output_category_mask': False, 'output_confidence_masks': False},
     {'model': '/nonexistent/model.tflite'},
 ]
+
+
+def test_a_whole_number_is_a_floating_point_parameter_value(tmp_path):
+    """overlay_alpha: 1 in a params file is 1.0 to segment_bag, as to the node."""
+    from image_segmenter_ros.node.parameters import load_parameters
+    path = tmp_path / 'whole.yaml'
+    path.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'overlay_alpha': 1}}}))
+    value = load_parameters(path)['overlay_alpha']
+    assert value == 1.0 and isinstance(value, float)
 
 
 def test_invalid_parameter_files_are_refused_with_the_node_sentence(

@@ -301,10 +301,11 @@ class SegmenterCore:
         if pre_set is not None:
             pre_set(self._coerce_parameters)
         for param in PARAMETERS:
-            value = overrides[param.name].value if param.name in overrides else param.default
+            if param.name in overrides:  # overlay_alpha: 1 is 1.0; the default fixes the type
+                overrides[param.name] = Parameter(
+                    param.name, value=param.coerce(overrides[param.name].value))
             try:
-                self.declare_parameter(param.name, param.coerce(value), param.descriptor(),
-                                       ignore_override=True)
+                self.declare_parameter(param.name, param.default, param.descriptor())
             except (InvalidParameterValueException, InvalidParameterTypeException) as error:
                 raise ConfigurationError(startup_problem(param, str(error))) from None
         self._declared = True
