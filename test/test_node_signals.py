@@ -80,7 +80,8 @@ def test_ctrl_c_during_the_imports_is_a_clean_stop(env, tmp_path_factory, marker
 def test_every_way_of_stopping_a_busy_node_is_clean(env, probe, tmp_path_factory,
                                                     megamind_frames):
     """Nodes segmenting a 15 Hz stream, each stopped by one way; every way several times."""
-    frame = cv2.resize(megamind_frames[0], (360, 264), interpolation=cv2.INTER_AREA)
+    # Small enough for one DDS fragment: best-effort frames then arrive even on a busy machine.
+    frame = cv2.resize(megamind_frames[0], (160, 120), interpolation=cv2.INTER_AREA)
     logs = tmp_path_factory.mktemp('logs')
     failures: List[str] = []
     for repeat in range(REPEATS):
@@ -107,7 +108,7 @@ def test_every_way_of_stopping_a_busy_node_is_clean(env, probe, tmp_path_factory
         streamer.start()
         try:
             for node, _ in nodes:  # each node is segmenting when it is stopped
-                wait_until(lambda: probe.messages(node.topic('category_mask')), 30.0,
+                wait_until(lambda: probe.messages(node.topic('category_mask')), 60.0,
                            'masks from %s:\n%s' % (node.namespace, node.process.log))
             for node, (first, second, gap) in nodes:
                 code, elapsed = stop_and_time(node.process, first, second, gap)

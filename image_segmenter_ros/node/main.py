@@ -95,5 +95,9 @@ def _main(args: Optional[List[str]], lifecycle: bool) -> int:
         return run(stop, args, ImageSegmenterNode)
     except KeyboardInterrupt:  # during the imports, or a signal racing the shutdown
         return 0
+    except ImportError:
+        if stop.stopping:  # an extension's initialisation turned the KeyboardInterrupt into this
+            return 0
+        raise
     finally:
         stop.ignore()
