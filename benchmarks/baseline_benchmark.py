@@ -15,17 +15,17 @@
 """
 Our node against the baseline node a user writes in an afternoon (baseline_afternoon_node.py).
 
-Same frames (real Megamind.avi, bgr8, as cameras send), same rate (30 Hz), same DDS set-up
-(the large-image Fast DDS profile for every process, a reliable publisher, each node's
-subscription best effort with sensor-data QoS), same outputs (the category mask and the
-confidence masks MediaPipe gives: for a one-channel model its foreground mask only, so our
-node computes no background mask), both in LIVE_STREAM mode, at VGA and 720p, with the selfie
-model and with deeplab_v3. Each run starts a fresh node; ours and the baseline alternate.
-CPU per frame: the node process's CPU time over the measured stream (all its threads),
-divided by the frames it answered; latency: a frame's last mask arriving here minus its
-header stamp (its send time). A third process per model and size answers every frame with
-ready-made masks of the same topics (no segmentation): the floor that rclpy and DDS set for
-both nodes.
+Same frames (real Megamind.avi, bgr8, as cameras send), same rate (30 Hz), same DDS set-up (the
+large-image Fast DDS profile for every process, a reliable publisher, each node's subscription
+best effort with sensor-data QoS), same outputs (the category mask and the confidence masks
+MediaPipe gives: for a one-channel model its foreground mask only, so our node computes no
+background mask), both in LIVE_STREAM mode (ours with the inference threads of the model's
+config file), at VGA and 720p, with the selfie model and with deeplab_v3. Each run starts a
+fresh node; ours and the baseline alternate. CPU per frame: the node process's CPU time over
+the measured stream (all its threads), divided by the frames it answered; latency: a frame's
+last mask arriving here minus its header stamp (its send time). A third process per model and
+size answers every frame with ready-made masks of the same topics (no segmentation): the floor
+that rclpy and DDS set for both nodes.
 
     .venv/bin/python benchmarks/baseline_benchmark.py [--seconds 10] [--quick]
 """
@@ -39,6 +39,7 @@ import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_common import DDS_PROFILE, machine_description, use_dds_profile
+from engine_benchmark import node_threads
 from image_segmenter_ros.engine.model_catalog import ModelNotFoundError, resolve_model
 from image_segmenter_ros.engine.tflite_metadata import read_segmenter_metadata
 from image_segmenter_ros.node.output_messages import confidence_topics
@@ -99,14 +100,15 @@ def run(bench: Bench, kind: str, path: Path, size: str, topics: Sequence[str],
     topic = namespace + '/camera/image'
     remaps = ['-r', 'image:=' + topic, '-r', '__ns:=' + namespace]
     log_path = bench.log_dir / ('%s_%d.log' % (kind, bench.count))
+    threads = node_threads(path.stem)  # the setting of the model's config file
     if kind == ECHO:
         node = CommandNode([sys.executable, '-c', node_benchmark.ECHO_SOURCE, topic, namespace]
                            + list(topics), bench.env, log_path)
     elif kind == 'ours':
         node = harness.NodeProcess(
             ['-p', 'model:=' + str(path), '-p', 'running_mode:=LIVE_STREAM',
-             '-p', 'output_category_mask:=true', '-p', 'output_confidence_masks:=true']
-            + remaps, bench.env, log_path)
+             '-p', 'output_category_mask:=true', '-p', 'output_confidence_masks:=true',
+             '-p', 'num_threads:=%d' % threads] + remaps, bench.env, log_path)
     else:
         node = CommandNode([sys.executable, str(BASELINE), str(path)] + list(topics)
                            + ['--ros-args'] + remaps, bench.env, log_path)
@@ -139,7 +141,7 @@ def run(bench: Bench, kind: str, path: Path, size: str, topics: Sequence[str],
             probe.destroy_subscription(subscription)
     result = summarise(recorder, stamps, rate, seconds)
     result.update(memory)
-    result.update({'kind': kind, 'exit_code': code, 'cpu_s': cpu,
+    result.update({'kind': kind, 'exit_code': code, 'cpu_s': cpu, 'threads': threads,
                    'cpu_ms_per_answered': 1e3 * cpu / max(1, result['answered']),
                    'cpu_ms_per_sent': 1e3 * cpu / max(1, len(stamps))})
     return result
