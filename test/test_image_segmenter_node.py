@@ -23,8 +23,9 @@ process publishes camera frames and checks every output against the engine run i
 import array
 from pathlib import Path
 import signal
+import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 import cv2
 from image_samples import encode_pixels, PADDING, raw_message
@@ -151,15 +152,42 @@ def pixels(msg: Image, dtype: Any) -> np.ndarray:
 OUTPUTS = ['category_mask', 'overlay'] + ['confidence_masks/' + name for name in CLASSES]
 
 
-def round_trip(node: NodeUnderTest, msg: Any) -> Dict[str, Image]:
-    """Send a frame (again if DDS discovery lost it) and collect every output of it."""
+class Camera:
+    """Stream real frames at 30 Hz, each with a new frame_id and the time as stamp."""
+
+    def __init__(self, node: NodeUnderTest, frames: Sequence[np.ndarray], prefix: str = 'f'):
+        self.node, self.frames, self.prefix = node, frames, prefix
+        self.sent: Dict[str, int] = {}  # frame_id -> index of its picture
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        count = 0
+        while not self._stop.is_set():
+            frame_id = '%s%d' % (self.prefix, count)
+            self.sent[frame_id] = count % len(self.frames)
+            msg = image_msg(self.frames[count % len(self.frames)], 'rgb8', frame_id, 0.0)
+            msg.header.stamp = stamp(time.time())
+            self.node.publish(msg)
+            count += 1
+            time.sleep(1 / 30)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def round_trip(node: NodeUnderTest, msg: Any, outputs: Sequence[str] = tuple(OUTPUTS),
+               timeout: float = 5.0) -> Dict[str, Image]:
+    """Send a frame (again if DDS discovery lost it) and collect each output of it."""
     frame_id = msg.header.frame_id
     for attempt in range(3):
         node.publish(msg)
         try:
             return {name: node.probe.wait_for(node.topic(name),
                                               lambda out: out.header.frame_id == frame_id,
-                                              timeout=5.0)[0] for name in OUTPUTS}
+                                              timeout=timeout)[0] for name in outputs}
         except AssertionError:
             if attempt == 2:
                 raise

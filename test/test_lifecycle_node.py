@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 import signal
 import sys
-import threading
 import time
 from typing import Any, Dict, List
 
@@ -36,10 +35,10 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from ros_harness import LATCHED, NodeProcess, stamp, wait_until
+from ros_harness import LATCHED, NodeProcess, wait_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
-from test_image_segmenter_node import image_msg, MODEL, NodeUnderTest
+from test_image_segmenter_node import Camera, MODEL, NodeUnderTest
 import yaml
 
 LIFECYCLE_EXECUTABLE = str(Path(sys.executable).parent / 'image_segmenter_lifecycle_node')
@@ -51,29 +50,6 @@ class LifecycleProcess(NodeProcess):
 
     def __init__(self, ros_args: List[str], env: Dict[str, str], log_path: Path):
         self._start([LIFECYCLE_EXECUTABLE, '--ros-args'] + ros_args, env, log_path)
-
-
-class Camera:
-    """Stream a real frame at 30 Hz with increasing stamps until stopped."""
-
-    def __init__(self, node: NodeUnderTest, frame: np.ndarray):
-        self.node, self.frame = node, frame
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-        self._thread.start()
-
-    def _run(self) -> None:
-        count = 0
-        while not self._stop.is_set():
-            msg = image_msg(self.frame, 'rgb8', 'lc_%d' % count, 0.0)
-            msg.header.stamp = stamp(time.time())
-            self.node.publish(msg)
-            count += 1
-            time.sleep(1 / 30)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -136,7 +112,7 @@ def test_transitions_over_the_lifecycle_services(env, probe, tmp_path_factory, f
                'the category mask topic')
 
     # Inactive: frames are not taken, and the process idles.
-    camera = Camera(node, frame)
+    camera = Camera(node, [frame], 'lc_')
     try:
         time.sleep(1.0)
         before = cpu_seconds(process.process.pid)
@@ -204,7 +180,7 @@ def test_launch_with_lifecycle_and_the_ros2_lifecycle_cli(cli_env, probe, tmp_pa
         node = NodeUnderTest(probe, None, '/ll', '/cam/ll', input_qos=QoSProfile(
             depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
         probe.subscribe(Image, node.topic('category_mask'))
-        camera = Camera(node, frame)
+        camera = Camera(node, [frame], 'lc_')
         try:
             probe.wait_for(node.topic('category_mask'), count=3, timeout=20.0)
         finally:

@@ -22,9 +22,8 @@ makes of its frame, in the order of the switches: no frame is processed with mix
 """
 
 import shutil
-import threading
 import time
-from typing import Any, Dict, List
+from typing import Any, List
 
 import cv2
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
@@ -36,10 +35,11 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from ros_harness import LATCHED, stamp, wait_until
+from ros_harness import LATCHED, wait_until
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
-from test_image_segmenter_node import image_msg, MODEL, NodeUnderTest, pixels, start
+from test_image_segmenter_node import (Camera, image_msg, MODEL, NodeUnderTest, pixels,
+                                       start)
 import yaml
 
 NODE = '/r/image_segmenter'
@@ -61,32 +61,6 @@ def labels_of(model: str) -> List[str]:
 
 def string(value: str) -> ParameterValue:
     return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-
-
-class Camera:
-    """Stream three real frames at 30 Hz, each with a new frame_id and the time as stamp."""
-
-    def __init__(self, node: NodeUnderTest, frames: List[np.ndarray]):
-        self.node, self.frames = node, frames
-        self.sent: Dict[str, int] = {}  # frame_id -> index of its picture
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-        self._thread.start()
-
-    def _run(self) -> None:
-        count = 0
-        while not self._stop.is_set():
-            frame_id = 'f%d' % count
-            self.sent[frame_id] = count % len(self.frames)
-            msg = image_msg(self.frames[count % len(self.frames)], 'rgb8', frame_id, 0.0)
-            msg.header.stamp = stamp(time.time())
-            self.node.publish(msg)
-            count += 1
-            time.sleep(1 / 30)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope='module')

@@ -36,7 +36,7 @@ from ros_harness import LATCHED, PACKAGE_ROOT, wait_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from test_bag_tools import read_bag, VIDEO
-from test_image_segmenter_node import image_msg, NodeUnderTest, pixels, start
+from test_image_segmenter_node import image_msg, NodeUnderTest, pixels, round_trip, start
 import yaml
 
 DEEPLAB_CONFIG = PACKAGE_ROOT / 'config' / 'deeplab_v3.yaml'
@@ -46,20 +46,6 @@ DEEPLAB_OUTPUTS = ['category_mask', 'overlay', 'confidence_masks/person',
                    'confidence_masks/dining_table']
 BAG_FRAMES = 16  # Megamind.avi's first frame is black; from frame 15 on, person and table
 RELIABLE_INPUT = 'qos_overrides./cam/image_raw.subscription.reliability:=reliable'
-
-
-def send_and_collect(node: NodeUnderTest, msg, outputs: List[str]) -> Dict[str, Image]:
-    """Send a frame (again if discovery lost it) and return its message on every output."""
-    frame_id = msg.header.frame_id
-    for attempt in range(3):
-        node.publish(msg)
-        try:
-            return {name: node.probe.wait_for(node.topic(name),
-                                              lambda out: out.header.frame_id == frame_id,
-                                              timeout=20.0)[0] for name in outputs}
-        except AssertionError:
-            if attempt == 2:
-                raise
 
 
 @pytest.fixture(scope='module')
@@ -110,7 +96,7 @@ def test_deeplab_node_computes_only_the_subscribed_classes(deeplab_node, deeplab
     assert sorted(values['outputs with subscribers'].split(', ')) == sorted(DEEPLAB_OUTPUTS)
     frame = megamind_frames[0]
     msg = image_msg(frame, 'bgr8', 'deeplab_frame', 100.0)
-    outputs = send_and_collect(deeplab_node, msg, DEEPLAB_OUTPUTS)
+    outputs = round_trip(deeplab_node, msg, DEEPLAB_OUTPUTS, timeout=20.0)
     expected = deeplab_engine.segment(frame)
     category = pixels(outputs['category_mask'], np.uint8)
     np.testing.assert_array_equal(category, expected.category_mask)
@@ -144,7 +130,7 @@ def test_segment_bag_with_deeplab_gives_the_node_outputs(deeplab_bags, deeplab_n
     for index in (7, BAG_FRAMES - 1):  # through the node, as its camera would send them
         frame = frames[index]
         frame.header.frame_id = 'bag_frame_%d' % index
-        outputs = send_and_collect(deeplab_node, frame, DEEPLAB_OUTPUTS)
+        outputs = round_trip(deeplab_node, frame, DEEPLAB_OUTPUTS, timeout=20.0)
         for name in ('category_mask', 'confidence_masks/person',
                      'confidence_masks/dining_table'):
             stored_mask = stored['/camera/' + name][index]
@@ -257,7 +243,7 @@ def test_hair_node_segments_bgr8_and_rgba8_frames(hair_node, tasks_model, megami
         msg = image_msg(frame, encoding, 'hair_' + encoding, 200.0 + len(results))
         decoded = ic.image_to_array(msg)
         assert decoded.shape[2] == (4 if encoding == 'rgba8' else 3)
-        received = send_and_collect(hair_node, msg, outputs)
+        received = round_trip(hair_node, msg, outputs, timeout=20.0)
         results.append(received)
         category = pixels(received['category_mask'], np.uint8)
         np.testing.assert_array_equal(category, expected.category_mask)
@@ -286,7 +272,7 @@ def test_each_config_starts_the_node_and_produces_masks(config, env, probe, tmp_
     node.wait_connected(['category_mask'])
     frame = cv2.resize(megamind_frames[2], (360, 264), interpolation=cv2.INTER_AREA)
     msg = image_msg(frame, 'bgr8', 'config_' + config.stem, 300.0)
-    category = pixels(send_and_collect(node, msg, ['category_mask'])['category_mask'],
+    category = pixels(round_trip(node, msg, ['category_mask'], timeout=20.0)['category_mask'],
                       np.uint8)
     with ImageSegmenter.create_from_options(ImageSegmenterOptions(
             model_path=str(model_path), output_category_mask=True,
