@@ -361,6 +361,15 @@ def _extract_member(entry: ModelEntry, dest: Path, out: BinaryIO) -> None:
             f'({exc}); place the file by hand at {dest}.') from exc
 
 
+def _why_unreachable(exc: Exception) -> str:
+    """Say in a few words why a model host did not give the file."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f'the server answered HTTP {exc.code}'
+    if isinstance(exc, urllib.error.URLError):
+        return f'it could not be reached ({exc.reason})'
+    return f'it could not be reached ({exc or type(exc).__name__})'
+
+
 def _download_url(entry: ModelEntry, dest: Path, out: BinaryIO,
                   timeout: float) -> None:
     """Stream a url source into an open temporary file, with a timeout on every read."""
@@ -370,12 +379,8 @@ def _download_url(entry: ModelEntry, dest: Path, out: BinaryIO,
         with urllib.request.urlopen(request, timeout=timeout) as response:
             shutil.copyfileobj(response, out, _CHUNK)
         return
-    except urllib.error.HTTPError as exc:
-        why = f'the server answered HTTP {exc.code}'
-    except urllib.error.URLError as exc:
-        why = f'it could not be reached ({exc.reason})'
     except (OSError, http.client.HTTPException) as exc:
-        why = f'it could not be reached ({exc or type(exc).__name__})'
+        why = _why_unreachable(exc)
     raise ModelDownloadError(
         f"Model '{entry.name}' could not be downloaded from {url} because {why}; "
         f'install it from a copy with --mirror DIR_OR_URL, or place the file by hand at {dest}.')
@@ -406,16 +411,12 @@ def _copy_from_mirror(entry: ModelEntry, location: str, out: BinaryIO,
         with urllib.request.urlopen(location, timeout=timeout) as response:
             shutil.copyfileobj(response, out, _CHUNK)
         return True
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return False
-        why = f'the server answered HTTP {exc.code}'
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, FileNotFoundError):  # file:// URL of a missing file
-            return False
-        why = f'it could not be reached ({exc.reason})'
     except (OSError, http.client.HTTPException) as exc:
-        why = f'it could not be reached ({exc or type(exc).__name__})'
+        if (isinstance(exc, urllib.error.HTTPError) and exc.code == 404
+                or isinstance(exc, urllib.error.URLError)
+                and isinstance(exc.reason, FileNotFoundError)):  # file:// of a missing file
+            return False
+        why = _why_unreachable(exc)
     raise ModelDownloadError(
         f"Model '{entry.name}' could not be downloaded from the mirror at {location} "
         f'because {why}.')
