@@ -455,9 +455,11 @@ def test_live_stream_keeps_latency_bounded_and_counts_drops(env, probe, tmp_path
     latencies = sorted(probe.arrival[id(m)] - stamp_seconds(m.header.stamp) for m in masks)
     assert len(masks) >= 20, 'only %d masks for %d frames' % (len(masks), node.sent)
     assert latencies[int(0.9 * len(latencies))] < 0.25, latencies
-    # No backlog builds up: the last frames come out as fast as the first ones.
-    late = [probe.arrival[id(m)] - stamp_seconds(m.header.stamp) for m in masks[-10:]]
-    assert max(late) < 0.3, late
+    # No backlog builds up: the last frames come out as fast as the first ones. A backlog
+    # delays every one of them; the median ignores the one frame whose last fragment DDS
+    # repaired a heartbeat later (seen at 2.3 s on a loaded machine).
+    late = sorted(probe.arrival[id(m)] - stamp_seconds(m.header.stamp) for m in masks[-10:])
+    assert late[len(late) // 2] < 0.3, late
     # Every received frame is processed or dropped, once none is in flight any more (a frame
     # whose last fragment DDS repairs arrives up to a heartbeat, seconds, later).
     values = node.diagnostics(lambda v: int(v['frames processed']) + int(
