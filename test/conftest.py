@@ -100,6 +100,21 @@ def test_models(tmp_path_factory) -> Dict[str, Path]:
 
 
 @pytest.fixture(scope='module')
+def oracles():
+    """Create MediaPipe and the engine on one model file each, on first use (parity tests)."""
+    from test_engine_parity import Oracle
+    created = {}
+
+    def get(model_path):
+        if model_path not in created:
+            created[model_path] = Oracle(model_path)
+        return created[model_path]
+    yield get
+    for oracle in created.values():
+        oracle.close()
+
+
+@pytest.fixture(scope='module')
 def env(request) -> Dict[str, str]:
     """ROS environment of one test module: loopback DDS and a domain id of its own."""
     return ros_environment(domain_id(request.module.__name__))

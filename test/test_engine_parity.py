@@ -107,19 +107,6 @@ def category_mask_path(request, monkeypatch):
     return request.param
 
 
-@pytest.fixture(scope='module')
-def oracles():
-    created = {}
-
-    def get(model_path):
-        if model_path not in created:
-            created[model_path] = Oracle(model_path)
-        return created[model_path]
-    yield get
-    for oracle in created.values():
-        oracle.close()
-
-
 @pytest.mark.parametrize('size', SIZES, ids=lambda s: '%dx%d' % s)
 @pytest.mark.parametrize('image_format', FORMATS)
 @pytest.mark.parametrize('model', ['selfie_segmentation', 'selfie_segmentation_landscape'])

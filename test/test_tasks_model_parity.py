@@ -26,7 +26,7 @@ from mediapipe.tasks.python.vision.core.image_processing_options import ImagePro
 import numpy as np
 import pytest
 from test_engine_parity import (as_format, CONFIDENCE_TOLERANCE, FORMATS, mediapipe_input,
-                                Oracle, SIZES)
+                                SIZES)
 
 TASKS_MODELS = ['selfie_segmenter', 'selfie_segmenter_landscape', 'hair_segmenter',
                 'deeplab_v3']
@@ -35,17 +35,9 @@ PERSON = 15  # deeplab_v3's class index of 'person'
 
 
 @pytest.fixture(scope='module')
-def oracle(tasks_model):
+def oracle(tasks_model, oracles):
     """One MediaPipe segmenter and one engine per official model, created on first use."""
-    created = {}
-
-    def get(name):
-        if name not in created:
-            created[name] = Oracle(tasks_model(name))
-        return created[name]
-    yield get
-    for made in created.values():
-        made.close()
+    return lambda name: oracles(tasks_model(name))
 
 
 @pytest.mark.parametrize('size', SIZES, ids=lambda s: '%dx%d' % s)
