@@ -207,9 +207,10 @@ def targets(results: Dict[str, Any]) -> List[Tuple[str, str, bool]]:
             ratio = ours[key] / baseline[key]
             measured = '%.2fx (%.1f / %.1f ms' % (ratio, ours[key], baseline[key])
             if echo is not None and echo[key] is not None:
-                above = (ours[key] - echo[key]) / max(1e-9, baseline[key] - echo[key])
-                measured += '; floor, rclpy and DDS alone: %.1f ms; above it %.2fx' % (
-                    echo[key], above)
+                measured += '; floor, rclpy and DDS alone: %.1f ms' % echo[key]
+                if ours[key] > echo[key] and baseline[key] > echo[key]:
+                    measured += '; above it %.2fx' % (
+                        (ours[key] - echo[key]) / (baseline[key] - echo[key]))
             out.append((name, measured + ')', ratio <= limit))
     return out
 

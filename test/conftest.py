@@ -16,6 +16,7 @@
 
 import os
 from pathlib import Path
+import signal
 from typing import Callable, Dict, Iterator, List
 
 import cv2
@@ -31,6 +32,11 @@ VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
 LEGACY_MODELS = ('selfie_segmentation', 'selfie_segmentation_landscape')
 # Official model files beside the checkout (CI); a fresh clone may not have them.
 MODEL_MIRROR = Path(__file__).resolve().parents[2] / 'shared' / 'models'
+
+# The tests stop the processes they start with SIGINT, as Ctrl-C in a terminal does. Started
+# as a shell's background job, pytest would pass on an ignored SIGINT to them all.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def read_frames(name: str, indices: List[int]) -> List[np.ndarray]:

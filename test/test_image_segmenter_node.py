@@ -525,6 +525,11 @@ def test_video_queue_overflow_drops_the_oldest_frames_counts_and_warns(
     probe.subscribe(Image, node.topic('category_mask'))
     node.wait_connected(['category_mask'])
     warm_up = node.warm_up(megamind_frames[0], ['category_mask'], first_second=10.0)
+    # A loaded machine may drop warm-up frames too (the first inference is slow): count the
+    # burst's drops and warnings from here on.
+    settled = node.diagnostics(lambda v: int(v['frames processed']) + int(
+        v['frames dropped']) + int(v['frames skipped (no subscribers)']) == warm_up)
+    log_before_burst = len(process.log)
     burst = [image_msg(megamind_frames[index % len(megamind_frames)], 'rgb8', 'burst',
                        100.0 + index) for index in range(40)]
     for msg in burst:  # far faster than the node segments 720x528 frames
@@ -535,13 +540,15 @@ def test_video_queue_overflow_drops_the_oldest_frames_counts_and_warns(
     values = node.diagnostics(lambda v: int(v['frames received']) == warm_up + len(burst) and
                               int(v['frames processed']) + int(v['frames dropped']) +
                               int(v['frames skipped (no subscribers)']) == warm_up + len(burst))
-    dropped = int(values['frames dropped'])
+    dropped = int(values['frames dropped']) - int(settled['frames dropped'])
     assert dropped > 0
     masks = probe.messages(node.topic('category_mask'), lambda m: m.header.frame_id == 'burst')
     assert len(masks) == len(burst) - dropped
     assert [stamp_seconds(m.header.stamp) for m in masks] == sorted(
         stamp_seconds(m.header.stamp) for m in masks)
-    assert process.log.count('Input queue full (queue_size 2)') == 1, process.log
+    burst_log = process.log[log_before_burst:]
+    assert burst_log.count('Input queue full (queue_size 2)') <= 1, burst_log
+    assert 'Input queue full (queue_size 2)' in process.log, process.log
     node.stop()
 
 

@@ -89,10 +89,13 @@ def _main(args: Optional[List[str]], lifecycle: bool) -> int:
     try:
         stop.install()
         from .image_segmenter_node import ImageSegmenterNode, run
+        node_class = ImageSegmenterNode
         if lifecycle:
             from .lifecycle_node import ImageSegmenterLifecycleNode
-            return run(stop, args, ImageSegmenterLifecycleNode)
-        return run(stop, args, ImageSegmenterNode)
+            node_class = ImageSegmenterLifecycleNode
+        if stop.stopping:  # a library's optional import caught the KeyboardInterrupt
+            return 0
+        return run(stop, args, node_class)
     except KeyboardInterrupt:  # during the imports, or a signal racing the shutdown
         return 0
     except ImportError:
