@@ -58,7 +58,10 @@ def all_targets(results: Dict[str, Any]) -> List[Target]:
     """Every target of the suite as (what, measured, met)."""
     rows = engine_benchmark.targets(results['engine'])
     rows += node_benchmark.targets(results['node'])
-    rows += baseline_benchmark.targets(results['baseline'])
+    paced = results['engine'].get('paced', {})
+    engine_cpu = {model: paced[model]['ours both t%d' % engine_benchmark.node_threads(model)][
+        'paced_cpu_ms'] for model in paced}
+    rows += baseline_benchmark.targets(results['baseline'], engine_cpu)
     rows += segment_bag_benchmark.targets(results['segment_bag'])
     return rows
 
