@@ -25,7 +25,7 @@ from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions
 from image_segmenter_ros.engine import model_catalog
 import numpy as np
 import pytest
-from ros_harness import domain_id, Probe, ros_environment, STARTED
+from ros_harness import domain_id, Probe, remove_stale_shared_memory, ros_environment, STARTED
 
 VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
                                 Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
@@ -123,6 +123,7 @@ def oracles():
 @pytest.fixture(scope='module')
 def env(request) -> Dict[str, str]:
     """ROS environment of one test module: loopback DDS and a domain id of its own."""
+    remove_stale_shared_memory()  # what the previous modules' processes left behind
     return ros_environment(domain_id(request.module.__name__))
 
 

@@ -76,6 +76,28 @@ def domain_id(module_name: str) -> int:
     raise RuntimeError('Every ROS domain from 1 to 100 is held by another run.')
 
 
+def remove_stale_shared_memory(folder: Path = Path('/dev/shm')) -> int:
+    """
+    Remove the Fast DDS shared-memory files no running process holds; return how many.
+
+    As ``fastdds shm clean`` does: a file whose ``_el`` lock nobody holds belonged to a process
+    that ended without DDS teardown (a stopped node, a killed tool). Left there, they fill
+    ``/dev/shm`` over a test run, and stale ones can disturb new participants
+    (eProsima/Fast-DDS#1144).
+    """
+    removed = 0
+    for lock in folder.glob('fastrtps_*_el'):
+        try:
+            with open(lock, 'rb') as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                Path(str(lock)[:-len('_el')]).unlink(missing_ok=True)
+                lock.unlink()
+                removed += 1
+        except OSError:  # held by a running process, or removed meanwhile
+            continue
+    return removed
+
+
 def ros_environment(domain: int) -> Dict[str, str]:
     """Return the environment every rclpy process of a test module runs with."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
