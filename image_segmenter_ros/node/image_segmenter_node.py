@@ -803,6 +803,7 @@ def run(stop: Any, args: Optional[List[str]] = None,
         keep_freed_memory()
         opencv_on_calling_thread()  # at camera rates, less CPU per frame than OpenCV's pool
         rclpy.init(args=args)
+        stop.interrupts = False  # rclpy's handler shuts the context down from here on
         # Created before the slow start-up (model, topics): a signal that shuts the context
         # down while an executor is being built leaves a half-built one rclpy reports on exit.
         executor = SingleThreadedExecutor()
@@ -817,8 +818,8 @@ def run(stop: Any, args: Optional[List[str]] = None,
     except Exception:
         if rclpy.ok() and not stop.stopping:
             raise
-        # SIGINT or SIGTERM arrived while the node was starting, or while rclpy converted a
-        # message (pybind11 turns the KeyboardInterrupt raised there into a RuntimeError).
+        # SIGINT or SIGTERM arrived while the node was starting: rclpy's calls fail on the
+        # context its handler shut down.
     finally:
         stop.stopping = True
         if node is not None and code == 0:

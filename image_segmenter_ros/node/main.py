@@ -34,7 +34,12 @@ _PR_SET_PDEATHSIG = 1
 
 class StopSignals:
     """
-    The first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread; later ones do not.
+    The first SIGINT or SIGTERM stops the node; later ones do nothing.
+
+    Until rclpy is initialised the first raises KeyboardInterrupt in the main thread (the
+    imports); after, rclpy's handler has shut the context down when ours runs, which ends the
+    start-up or the spin, so ours only records the stop: a KeyboardInterrupt raised there could
+    land in a ctypes callback (numba compiling), which prints it and carries on.
 
     ``ros2 launch`` forwards Ctrl-C to a node that the terminal has already sent it to, so two
     signals often arrive a few milliseconds apart: the second must not interrupt the shutdown
@@ -43,11 +48,13 @@ class StopSignals:
 
     def __init__(self) -> None:
         self.stopping = False
+        self.interrupts = True
 
     def __call__(self, signum: int, frame: Any) -> None:
         if not self.stopping:
             self.stopping = True
-            raise KeyboardInterrupt
+            if self.interrupts:
+                raise KeyboardInterrupt
 
     def install(self) -> None:
         """
