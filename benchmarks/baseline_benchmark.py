@@ -38,15 +38,14 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench_common import DDS_PROFILE, machine_description, use_dds_profile
+from bench_common import DDS_PROFILE, machine_description, real_frames, use_dds_profile
 from engine_benchmark import node_threads
 from image_segmenter_ros.engine.model_catalog import ModelNotFoundError, resolve_model
 from image_segmenter_ros.engine.tflite_metadata import read_segmenter_metadata
 from image_segmenter_ros.node.output_messages import confidence_topics
 import node_benchmark
 from node_benchmark import (Bench, CommandNode, harness, image_messages, INPUT_QOS,
-                            MaskRecorder, ProcessMeter, Publisher, real_frames, summarise,
-                            wait_for_answers)
+                            MaskRecorder, ProcessMeter, Publisher, summarise, wait_for_answers)
 from sensor_msgs.msg import Image
 
 try:

@@ -61,6 +61,11 @@ def resized(frames: Sequence[np.ndarray], size: Tuple[int, int]) -> List[np.ndar
             for frame in frames]
 
 
+def real_frames(width: int, height: int, count: int = 16) -> List[np.ndarray]:
+    """Return ``count`` RGB frames spread over Megamind.avi, at ``width`` x ``height``."""
+    return resized(read_frames(count), (width, height))
+
+
 def ms(values: Sequence[float], quantile: float) -> float:
     """Return a quantile of durations in seconds, in milliseconds."""
     return float(np.quantile(np.asarray(values), quantile)) * 1e3

@@ -51,7 +51,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bench_common import (DDS_PROFILE, machine_description, py_spy_prefix, py_spy_stacks,
-                          use_dds_profile)
+                          real_frames, use_dds_profile)
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 from image_segmenter_ros import ImageSegmenter, ImageSegmenterOptions, RunningMode
@@ -65,8 +65,6 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PACKAGE_ROOT / 'test'))
 harness = importlib.import_module('ros_harness')  # the node tests' ROS graph, reused
 
-VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
-                                Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
 MODEL = 'selfie_segmentation'
 THREADS = BY_NAME['num_threads'].default  # the node's default
 MASK_TOPICS = ('category_mask', 'confidence_masks/background', 'confidence_masks/selfie')
@@ -147,25 +145,6 @@ try:
 except (KeyboardInterrupt, ExternalShutdownException):
     pass
 """
-
-
-def real_frames(width: int, height: int, count: int = 16) -> List[np.ndarray]:
-    """Return RGB frames spread over Megamind.avi, resized to ``width`` x ``height``."""
-    capture = cv2.VideoCapture(str(VIDEO_DIR / 'Megamind.avi'))
-    frames = []
-    index = 0
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % 15 == 0:
-            frames.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), (width, height),
-                                     interpolation=cv2.INTER_AREA))
-        index += 1
-    capture.release()
-    if not frames:
-        raise SystemExit('Megamind.avi is missing from %s: run `make videos`.' % VIDEO_DIR)
-    return frames
 
 
 def image_messages(frames: List[np.ndarray], encoding: str) -> List[Image]:
@@ -558,8 +537,8 @@ def profile_node(bench: Bench, seconds: float, warm_up: float, out_dir: Path,
 # Where a worker sample goes, first match wins: (category, function name fragments).
 PROFILE_CATEGORIES = (
     ('engine: segment()', ('ImageSegmenter.segment', 'ImageSegmenter._segment')),
-    ('publish: rclpy conversion, serialization, DDS write', ('Publisher.publish',)),
-    ('output messages: filling the reused buffers', ('outputs.py:',)),
+    ('publish: rclpy and the DDS write', ('Publisher.publish',)),
+    ('output messages: the masks as CDR bytes', ('output_messages.py:',)),
     ('input decoding (message_to_array)', ('message_to_array',)),
     ('NaN check of the confidence masks', ('_process.<locals>.<genexpr>',)),
     ('waiting for a frame', ('_FrameQueue.get',)),

@@ -25,7 +25,6 @@ table, writes it to docs/reliability.md (or ``--output``) and exits 1 if a check
 """
 
 import argparse
-import array
 import datetime
 import importlib
 import os
@@ -38,9 +37,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from bench_common import DDS_PROFILE, use_dds_profile
-import cv2
+from bench_common import DDS_PROFILE, real_frames, use_dds_profile
 from diagnostic_msgs.msg import DiagnosticArray
+from node_benchmark import image_messages
 import numpy as np
 from rcl_interfaces.srv import GetParameters
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, QoSReliabilityPolicy
@@ -50,8 +49,6 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PACKAGE_ROOT / 'test'))
 harness = importlib.import_module('ros_harness')  # the node tests' ROS graph, reused
 
-VIDEO_DIR = Path(os.environ.get('IMAGE_SEGMENTER_ROS_VIDEO_DIR',
-                                Path.home() / '.cache' / 'image_segmenter_ros' / 'videos'))
 MODEL = 'selfie_segmentation'
 RELIABLE = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
 RSS_GROWTH_LIMIT = 0.05
@@ -68,33 +65,6 @@ SIZES = {
     'two_cameras_sec': (30.0, 5.0),
     'two_cameras_hz': (30.0, 30.0),
 }
-
-
-def real_frames(width: int, height: int, count: int = 8) -> List[np.ndarray]:
-    """Return RGB frames of Megamind.avi resized to ``width`` x ``height``."""
-    capture = cv2.VideoCapture(str(VIDEO_DIR / 'Megamind.avi'))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if len(frames) * 30 <= capture.get(cv2.CAP_PROP_POS_FRAMES):
-            frames.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), (width, height)))
-    capture.release()
-    if not frames:
-        raise SystemExit('Megamind.avi is missing from %s: run `make videos`.' % VIDEO_DIR)
-    return frames
-
-
-def messages(frames: List[np.ndarray]) -> List[Image]:
-    """Build rgb8 messages once: publishing then costs only the DDS write."""
-    out = []
-    for frame in frames:
-        msg = Image(height=frame.shape[0], width=frame.shape[1], encoding='rgb8',
-                    step=frame.shape[1] * 3, data=array.array('B', frame.tobytes()))
-        msg.header.frame_id = 'camera'
-        out.append(msg)
-    return out
 
 
 def proc_status(pid: int) -> Dict[str, int]:
@@ -227,7 +197,7 @@ def burst(bench: Bench, count: int) -> Dict[str, Any]:
             answers.append(time.monotonic() - start)
     asker = threading.Thread(target=ask)
     asker.start()
-    rate = stream(publisher, messages(real_frames(640, 480)), count, None)
+    rate = stream(publisher, image_messages(real_frames(640, 480), 'rgb8'), count, None)
     time.sleep(2.0)
     done.set()
     asker.join()
@@ -254,7 +224,7 @@ def sustained(bench: Bench, seconds: float) -> Dict[str, Any]:
     records = bench.record_masks(namespace)
     publisher = bench.connect(namespace, topic, RELIABLE, process)
     count = int(60 * seconds)
-    rate = stream(publisher, messages(real_frames(1280, 720)), count, 60.0)
+    rate = stream(publisher, image_messages(real_frames(1280, 720), 'rgb8'), count, 60.0)
     values = bench.settled_diagnostics(namespace)
     code, _ = stop(process)
     lat = latency_ms(records)
@@ -278,7 +248,7 @@ def video(bench: Bench, count: int, hz: float) -> Dict[str, Any]:
         '-p', 'running_mode:=VIDEO', '-p', 'queue_size:=100'], reliable=True)
     records = bench.record_masks(namespace)
     publisher = bench.connect(namespace, topic, RELIABLE, process)
-    rate = stream(publisher, messages(real_frames(640, 480)), count, hz)
+    rate = stream(publisher, image_messages(real_frames(640, 480), 'rgb8'), count, hz)
     deadline = time.monotonic() + 60.0
     while len(records) < count and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -309,7 +279,7 @@ def soak(bench: Bench, count: int, hz: float) -> Dict[str, Any]:
     def sample(index: int) -> None:
         if index + 1 == warm_up:
             samples['warm'] = proc_status(process.process.pid)
-    rate = stream(publisher, messages(real_frames(320, 240)), count, hz, sample)
+    rate = stream(publisher, image_messages(real_frames(320, 240), 'rgb8'), count, hz, sample)
     time.sleep(2.0)
     samples['end'] = proc_status(process.process.pid)
     values = bench.settled_diagnostics(namespace)
@@ -336,7 +306,7 @@ def two_cameras(bench: Bench, seconds: float, hz: float) -> Dict[str, Any]:
         nodes.append((name, process, bench.record_masks(name), topic))
     publishers = [bench.connect(name, topic, RELIABLE, process)
                   for name, process, _, topic in nodes]
-    msgs = messages(real_frames(640, 480))
+    msgs = image_messages(real_frames(640, 480), 'rgb8')
     count = int(hz * seconds)
     threads = [threading.Thread(target=stream, args=(publisher, msgs, count, hz))
                for publisher in publishers]

@@ -28,8 +28,8 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
-from bench_common import machine_description, use_dds_profile
-from node_benchmark import Bench, EngineTimer, real_frames, run_scenario, Scenario, SIZES
+from bench_common import machine_description, real_frames, use_dds_profile
+from node_benchmark import Bench, EngineTimer, run_scenario, Scenario, SIZES
 
 SCENARIOS = (
     Scenario('VIDEO, subscription follows the publisher (reliable)', 'VGA', 'VIDEO', 30.0,

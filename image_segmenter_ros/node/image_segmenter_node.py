@@ -50,8 +50,8 @@ from std_msgs.msg import String
 from .input_images import InvalidImageError, message_to_array
 from .input_subscription import InputSubscription
 from .output_messages import (category_message, CATEGORY_TOPIC, confidence_message,
-                              confidence_topics, LABELS_TOPIC, labels_yaml, MessageBuffer,
-                              overlay_message, OVERLAY_TOPIC)
+                              confidence_topics, LABELS_TOPIC, labels_yaml, overlay_message,
+                              OVERLAY_TOPIC)
 from .parameters import (BY_NAME, check_outputs, ConfigurationError, create_segmenter,
                          model_name, NODE_NAME, PARAMETERS, qos_override_problem,
                          qos_override_value_problem, run_time_model_problem, startup_problem)
@@ -256,9 +256,6 @@ class _Pipeline:
         self.config, self.segmenter, self.category_pub = config, segmenter, category_pub
         self.confidence_topics = list(confidence_pubs)
         self.confidence_pubs = list(confidence_pubs.values())
-        # One reused message per output: the worker publishes them one at a time.
-        self.category_buffer = MessageBuffer()
-        self.confidence_buffers = [MessageBuffer() for _ in self.confidence_pubs]
         self.last_stamp_ms: Optional[int] = None  # VIDEO mode: stamps must increase
 
 
@@ -284,7 +281,6 @@ class SegmenterCore:
         self._queue: Optional[_FrameQueue] = None
         self._worker: Optional[threading.Thread] = None
         self._overlay_pub = self._labels_pub = None
-        self._overlay_buffer = MessageBuffer()
         self._stopping = False
         self._state = 'unconfigured'
         self._last_problem = ''
@@ -643,15 +639,12 @@ class SegmenterCore:
             raise FloatingPointError('the model produced NaN or infinite confidences')
         header = msg.header
         if category:
-            pipeline.category_pub.publish(category_message(header, result,
-                                                           pipeline.category_buffer))
+            pipeline.category_pub.publish(category_message(header, result))
         for index in confidences:
-            pipeline.confidence_pubs[index].publish(confidence_message(
-                header, result, index, pipeline.confidence_buffers[index]))
+            pipeline.confidence_pubs[index].publish(confidence_message(header, result, index))
         if overlay:
             self._overlay_pub.publish(overlay_message(
-                header, image, result, settings.overlay_alpha, getattr(msg, 'encoding', None),
-                self._overlay_buffer))
+                header, image, result, settings.overlay_alpha, getattr(msg, 'encoding', None)))
         latency = None
         if header.stamp.sec or header.stamp.nanosec:
             latency = (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6

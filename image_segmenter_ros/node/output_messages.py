@@ -25,9 +25,9 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-from sensor_msgs.msg import Image
 import yaml
 
+from .image_cdr import encode_image
 from .overlay import class_colour, render_overlay
 from ..engine import ImageSegmenterResult
 
@@ -73,17 +73,6 @@ def labels_yaml(model: str, locale: str, labels: Sequence[str], display_names: S
                            'classes': classes}, sort_keys=False)
 
 
-# Jazzy's setter copies an array('B') unless the message checks its fields (then it keeps it);
-# Humble's always keeps it and has no such option.
-def image_layout(image: np.ndarray, encoding: str) -> Dict[str, Any]:
-    """Return the sensor_msgs/Image size fields (no header, no data) for an array."""
-    height, width = image.shape[:2]
-    return {'height': height, 'width': width, 'encoding': encoding,
-            'is_bigendian': image.dtype.byteorder == '>' or (
-                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
-            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1)}
-
-
 def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
     """
     Return the sensor_msgs/Image fields (minus header) for a mono8, rgb8/bgr8/... or 32FC1 array.
@@ -91,68 +80,38 @@ def image_fields(image: np.ndarray, encoding: str) -> Dict[str, Any]:
     The data is an array('B'), which the message setter takes without a per-byte check.
     """
     image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
     data = array.array('B')
     data.frombytes(image.reshape(-1).view(np.uint8))
-    fields = image_layout(image, encoding)
-    fields['data'] = data
-    return fields
+    return {'height': height, 'width': width, 'encoding': encoding,
+            'is_bigendian': image.dtype.byteorder == '>' or (
+                image.dtype.byteorder == '=' and sys.byteorder == 'big'),
+            'step': width * image.dtype.itemsize * (image.shape[2] if image.ndim == 3 else 1),
+            'data': data}
 
 
-_KEEPS_ARRAYS = {'check_fields': True} if '_check_fields' in Image.__slots__ else {}
-
-
-class MessageBuffer:
+def serialized_image(header: Any, pixels: np.ndarray, encoding: str) -> bytes:
     """
-    One Image message reused for every frame of an output topic.
+    Return the CDR bytes of an Image of ``pixels``, which a publisher sends as they are.
 
-    For a publisher only: publish() has copied the message when it returns, so the next frame
-    can refill the same data buffer instead of allocating (and faulting in) a full-size one.
-    Messages that are kept, like segment_bag's, must not come from here.
+    An Image message costs rclpy a conversion to C and a serialization first; for the 21 VGA
+    masks of deeplab_v3 the bytes take about a tenth less CPU (docs/performance_notes.md).
     """
-
-    def __init__(self):
-        self.msg = Image(**_KEEPS_ARRAYS)
-
-    def fill(self, header: Any, pixels: np.ndarray, encoding: str) -> Image:
-        """Return the message holding ``pixels``, with ``header`` and the fields of a new one."""
-        msg = self.msg
-        for name, value in image_layout(pixels, encoding).items():
-            setattr(msg, name, value)
-        msg.header = header
-        if len(msg.data) != pixels.nbytes:
-            msg.data = array.array('B', bytes(pixels.nbytes))
-        # Refill the buffer the message holds, whichever object the setter kept.
-        target = np.frombuffer(msg.data, pixels.dtype).reshape(pixels.shape)
-        np.copyto(target, pixels, casting='no')
-        return msg
+    return b''.join(encode_image(header, pixels, encoding))
 
 
-def _image(header: Any, pixels: np.ndarray, encoding: str,
-           reuse: Optional[MessageBuffer] = None) -> Image:
-    if reuse is not None:
-        return reuse.fill(header, pixels, encoding)
-    fields = image_fields(pixels, encoding)
-    data = fields.pop('data')
-    msg = Image(header=header, **fields, **_KEEPS_ARRAYS)
-    msg.data = data  # Image(data=...) would copy the buffer twice; this setter keeps it
-    return msg
+def category_message(header: Any, result: ImageSegmenterResult) -> bytes:
+    """Return the mono8 category mask message (serialized), with the input's header."""
+    return serialized_image(header, result.category_mask, 'mono8')
 
 
-def category_message(header: Any, result: ImageSegmenterResult,
-                     reuse: Optional[MessageBuffer] = None) -> Image:
-    """Return the mono8 category mask message, stamped with the input's header."""
-    return _image(header, result.category_mask, 'mono8', reuse)
-
-
-def confidence_message(header: Any, result: ImageSegmenterResult, index: int,
-                       reuse: Optional[MessageBuffer] = None) -> Image:
-    """Return the 32FC1 confidence mask message of class ``index``."""
-    return _image(header, result.confidence_masks[index], '32FC1', reuse)
+def confidence_message(header: Any, result: ImageSegmenterResult, index: int) -> bytes:
+    """Return the 32FC1 confidence mask message (serialized) of class ``index``."""
+    return serialized_image(header, result.confidence_masks[index], '32FC1')
 
 
 def overlay_message(header: Any, image: np.ndarray, result: ImageSegmenterResult,
-                    alpha: float, input_encoding: Optional[str],
-                    reuse: Optional[MessageBuffer] = None) -> Image:
-    """Return the overlay message: the decoded input with the class colours blended in."""
+                    alpha: float, input_encoding: Optional[str]) -> bytes:
+    """Return the overlay message (serialized): the input with the class colours blended in."""
     picture, encoding = render_overlay(image, result.category_mask, alpha, input_encoding)
-    return _image(header, picture, encoding, reuse)
+    return serialized_image(header, picture, encoding)
