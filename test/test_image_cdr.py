@@ -14,10 +14,12 @@
 
 """The sensor_msgs/Image CDR codec against rclpy's own serializer, byte for byte."""
 
+import struct
 from typing import List
 
 from builtin_interfaces.msg import Time
-from image_segmenter_ros.node.image_cdr import CdrError, decode_image, encode_image
+from image_segmenter_ros.node.image_cdr import (CdrError, decode_image, encode_image,
+                                                image_from_cdr)
 from image_segmenter_ros.node.output_messages import image_fields, serialized_image
 import numpy as np
 import pytest
@@ -97,3 +99,17 @@ def test_bytes_it_does_not_read_are_refused_for_rclpy_to_judge():
         with pytest.raises(CdrError):
             decode_image(bad)
     decode_image(raw + b'\x00\x00')  # trailing bytes are ignored, as by rclpy
+
+
+def test_an_image_the_view_cannot_read_comes_from_rclpy():
+    """The node takes its input as bytes: big-endian CDR (encapsulation 0) still decodes."""
+    pixels = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    header = Header(stamp=Time(sec=7, nanosec=9), frame_id='cam')
+    big_endian = b''.join((b'\x00\x00\x00\x00', struct.pack('>iII', 7, 9, 4), b'cam\x00',
+                           struct.pack('>III', 2, 3, 6), b'mono8\x00', b'\x00', b'\x00',
+                           struct.pack('>II', 3, 6), pixels.tobytes()))
+    with pytest.raises(CdrError):
+        decode_image(big_endian)
+    assert image_from_cdr(big_endian) == rclpy_message(header, pixels, 'mono8')
+    little_endian = serialize_message(rclpy_message(header, pixels, 'mono8'))
+    assert image_from_cdr(little_endian).data.obj is little_endian

@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-sensor_msgs/Image in little-endian CDR, the bytes of a bag, without copying the pixels.
+sensor_msgs/Image in little-endian CDR, a bag's or a topic's bytes, without copying the pixels.
 
 rclpy's serializer copies a frame into a message and again into its CDR bytes, and its
 deserializer copies it back out: for megabyte images that costs more than segmenting them.
@@ -26,10 +26,12 @@ it in the tests; only alignment padding, which rclpy leaves uninitialised, is wr
 from dataclasses import dataclass
 import struct
 import sys
-from typing import Tuple
+from typing import Tuple, Union
 
 from builtin_interfaces.msg import Time
 import numpy as np
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 CDR_LE = b'\x00\x01\x00\x00'  # encapsulation: plain CDR, little-endian, no options
@@ -125,3 +127,11 @@ def decode_image(raw: bytes) -> ImageView:
     header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
     return ImageView(header, height, width, encoding, bool(big_endian), step,
                      body[start:start + size])
+
+
+def image_from_cdr(raw: bytes) -> Union[ImageView, Image]:
+    """Return the Image in ``raw``: a view of it, or rclpy's message where the view cannot read."""
+    try:
+        return decode_image(raw)
+    except CdrError:
+        return deserialize_message(raw, Image)

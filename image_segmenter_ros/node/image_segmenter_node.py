@@ -47,6 +47,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
+from .image_cdr import image_from_cdr
 from .input_images import InvalidImageError, message_to_array
 from .input_subscription import InputSubscription
 from .output_messages import (category_message, CATEGORY_TOPIC, confidence_message,
@@ -532,6 +533,7 @@ class SegmenterCore:
                 self.create_subscription, 'subscription',
                 CompressedImage if compressed else Image, self._input_topic, qos,
                 SubscriptionEventCallbacks, callback=self._on_image,
+                raw=not compressed,  # an Image is read in place from its bytes (image_cdr)
                 # The first subscription's reliability, declared as an override parameter,
                 # would be forced on every later one.
                 overrides=FOLLOWED_INPUT_OVERRIDES if follow else QOS_OVERRIDES),
@@ -627,6 +629,8 @@ class SegmenterCore:
             return
         start = time.perf_counter()
         try:
+            if isinstance(msg, bytes):
+                msg = image_from_cdr(msg)
             image = message_to_array(msg, settings.max_input_pixels)
             result = self._segment(pipeline, image, msg.header.stamp, confidences,
                                    category or overlay, settings.rotation_degrees)
