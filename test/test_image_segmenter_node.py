@@ -307,13 +307,17 @@ def test_late_subscriber_receives_the_labels(image_node):
 
 
 def test_diagnostics_count_what_was_sent(image_node):
+    def accounted(values: Dict) -> int:
+        return sum(int(values[key]) for key in (
+            'frames processed', 'frames rejected', 'frames skipped (no subscribers)'))
+
+    # Every frame sent is received, and each one ends processed, rejected or skipped (the last
+    # may still be in the worker when a status counts it received).
     values = image_node.diagnostics(
-        lambda v: int(v['frames received']) == image_node.sent)
-    received = int(values['frames received'])
+        lambda v: int(v['frames received']) == image_node.sent
+        and accounted(v) == image_node.sent)
     assert int(values['frames rejected']) == BAD_FRAMES
     assert int(values['frames dropped']) == 0
-    assert (int(values['frames processed']) + int(values['frames rejected']) +
-            int(values['frames skipped (no subscribers)'])) == received
     assert int(values['frames processed']) >= 2 * len(ENCODINGS) + 2
     assert values['model'] == MODEL and values['running mode'] == 'IMAGE'
     assert values['input topic'] == '/cam/image_raw'

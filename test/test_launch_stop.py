@@ -25,6 +25,7 @@ launches run at a time, each in a ROS domain of its own, to keep the forty stops
 
 from concurrent.futures import ThreadPoolExecutor
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -41,6 +42,12 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason='ros2 launch cannot run he
                                 % MISSING)
 
 REPEATS = 10
+# Launch's own message, not the node's (its lines have no process prefix): given SIGINT twice at
+# once, Jazzy's launch at times lets Python's default handler raise in a weakref callback of its
+# own, where Python reports and ignores the KeyboardInterrupt (seen once in about 80 stops).
+LAUNCH_IGNORED_INTERRUPT = re.compile(
+    r'^Exception ignored in: .*\nTraceback \(most recent call last\):\n(?:  .*\n)+'
+    r'KeyboardInterrupt: ?$', re.MULTILINE)
 PARALLEL = 2
 # The legacy selfie model is the quickest to load; LIVE_STREAM is the default mode.
 ARGUMENTS = ['image_segmenter.launch.py', 'image_topic:=/stop_test/image_raw']
@@ -99,7 +106,7 @@ def stop_once(way: str, domain: int, log_dir, index: int) -> Tuple[float, str]:
 
 def clean(way: str, log: str) -> bool:
     """Tell whether the node exited with code 0, as launch (or the adopter) reports it."""
-    if 'Traceback' in log or 'process has died' in log:
+    if 'Traceback' in LAUNCH_IGNORED_INTERRUPT.sub('', log) or 'process has died' in log:
         return False
     if WAYS[way][3] is ADOPTER:
         node = _pid(log, 'process started with pid [')
