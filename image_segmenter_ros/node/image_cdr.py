@@ -24,6 +24,7 @@ it in the tests; only alignment padding, which rclpy leaves uninitialised, is wr
 """
 
 from dataclasses import dataclass
+import math
 import struct
 import sys
 from typing import Tuple, Union
@@ -79,7 +80,7 @@ def encode_image(header: Header, pixels: np.ndarray, encoding: str) -> Tuple[byt
     big_endian = pixels.dtype.byteorder == '>' or (
         pixels.dtype.byteorder == '=' and sys.byteorder == 'big')
     frame_id = _string(header.frame_id)
-    row_bytes = pixels.itemsize * int(np.prod(pixels.shape[1:]))
+    row_bytes = pixels.itemsize * math.prod(pixels.shape[1:])
     encoded = _string(encoding)
     # Offsets count from the end of the encapsulation header, as CDR alignment does.
     prefix = b''.join((
