@@ -18,9 +18,10 @@ Stopping ``ros2 launch`` the ways users do, ten times each: the node always exit
 A terminal's Ctrl-C sends SIGINT to the whole process group, so the node gets it twice (from
 the terminal and from launch); ``timeout -s INT`` does the same; a supervisor sends SIGINT or
 SIGTERM to launch alone. Each way, launch must report the node's exit code 0 and no traceback
-may appear, and a second Ctrl-C while the node shuts down must not change that. Jazzy's launch
-ends at once on SIGTERM, reporting nothing: then the node must stop by itself with code 0. Two
-launches run at a time, each in a ROS domain of its own, to keep the forty stops cheap.
+may appear (launch's own ignored KeyboardInterrupt aside, below), and a second Ctrl-C while
+the node shuts down must not change that. Jazzy's launch ends at once on SIGTERM, reporting
+nothing: then the node must stop by itself with code 0. Two launches run at a time, each in a
+ROS domain of its own, to keep the forty stops cheap.
 """
 
 from concurrent.futures import ThreadPoolExecutor
