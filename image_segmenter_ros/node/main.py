@@ -95,19 +95,22 @@ def _main(args: Optional[List[str]], lifecycle: bool) -> int:
     stop = StopSignals()
     try:
         stop.install()
-        from .image_segmenter_node import ImageSegmenterNode, run
-        node_class = ImageSegmenterNode
-        if lifecycle:
-            from .lifecycle_node import ImageSegmenterLifecycleNode
-            node_class = ImageSegmenterLifecycleNode
+        try:
+            from .image_segmenter_node import ImageSegmenterNode, run
+            node_class = ImageSegmenterNode
+            if lifecycle:
+                from .lifecycle_node import ImageSegmenterLifecycleNode
+                node_class = ImageSegmenterLifecycleNode
+        except Exception:
+            # The KeyboardInterrupt as the interrupted code passed it on: an extension's
+            # initialisation raises ImportError, a class being created RuntimeError.
+            if stop.stopping:
+                return 0
+            raise
         if stop.stopping:  # a library's optional import caught the KeyboardInterrupt
             return 0
         return run(stop, args, node_class)
     except KeyboardInterrupt:  # during the imports, or a signal racing the shutdown
         return 0
-    except ImportError:
-        if stop.stopping:  # an extension's initialisation turned the KeyboardInterrupt into this
-            return 0
-        raise
     finally:
         stop.ignore()
