@@ -27,9 +27,9 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
-from ros_harness import PACKAGE_ROOT, ros_environment, track, wait_until
+from ros_harness import PACKAGE_ROOT, ros_environment, track
 
 INSTALL_SPACE = PACKAGE_ROOT / 'install' / 'image_segmenter_ros'
 # Where `make setup` built the launch stack, the venv is an ament prefix with a local_setup.
@@ -115,14 +115,20 @@ class Launch:
 
     def wait_for(self, text: str, timeout: float = 60.0) -> None:
         """Wait until the launch output shows ``text``; fail early if launch has ended."""
-        def seen():
-            if text in self.log:
-                return True
-            if self.process.poll() is not None:
-                raise AssertionError('ros2 launch ended (exit code %s) before printing %r:\n%s'
-                                     % (self.process.returncode, text, self.log))
-            return False
-        wait_until(seen, timeout, '%r in the output of ros2 launch' % text, poll=0.05)
+        self.wait_for_output(lambda log: text in log, repr(text), timeout)
+
+    def wait_for_output(self, shows: Callable[[str], bool], what: str,
+                        timeout: float = 60.0) -> None:
+        """Wait until ``shows(output)``; fail with the output if launch ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        while not shows(self.log):
+            if self.process.poll() is not None and not shows(self.log):
+                raise AssertionError('ros2 launch ended (exit code %s) before printing %s:\n%s'
+                                     % (self.process.returncode, what, self.log))
+            if time.monotonic() > deadline:
+                raise AssertionError('ros2 launch printed no %s in %.0f s:\n%s'
+                                     % (what, timeout, self.log))
+            time.sleep(0.02)
 
     def signal(self, sig: int, group: bool = False) -> None:
         """Send ``sig`` to the first process (launch, or its wrapper), or to the whole group."""
