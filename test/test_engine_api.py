@@ -391,3 +391,33 @@ def test_per_call_outputs_give_the_same_masks_as_both(legacy_models, megamind_fr
     for one, other in zip(confidence.confidence_masks, both.confidence_masks):
         np.testing.assert_array_equal(one, other)
     assert default.category_mask is not None and default.confidence_masks is not None
+
+
+def _category_helpers():
+    return [thread for thread in threading.enumerate()
+            if thread.name.startswith('image_segmenter_category')]
+
+
+def test_the_category_mask_made_beside_the_confidence_masks_is_the_same(test_models):
+    """With two threads and three masks or more, a helper thread makes the category mask."""
+    frame = np.random.default_rng(3).integers(0, 256, (48, 64, 3), np.uint8)
+    model = test_models['multiclass_softmax']
+    with ours(model, num_threads=1, output_category_mask=True) as alone:
+        expected = alone.segment(frame)
+    assert len(np.unique(expected.category_mask)) >= 3
+    before = len(_category_helpers())
+    two = ours(model, num_threads=2, output_category_mask=True)
+    for classes in ([0, 1], [0, 1, 2], None):
+        result = two.segment(frame, confidence_classes=classes)
+        np.testing.assert_array_equal(result.category_mask, expected.category_mask)
+        for index in classes or range(len(expected.confidence_masks)):
+            np.testing.assert_array_equal(result.confidence_masks[index],
+                                          expected.confidence_masks[index])
+        assert len(_category_helpers()) == before + (classes != [0, 1])
+    two.close()
+    assert wait_for(lambda: len(_category_helpers()) == before)
+    dropped = ours(model, num_threads=2, output_category_mask=True)
+    dropped.segment(frame)
+    assert len(_category_helpers()) == before + 1
+    del dropped
+    assert wait_for(lambda: gc.collect() is not None and len(_category_helpers()) == before)

@@ -20,6 +20,7 @@ on CPU; running modes, timestamp rules and error types follow MediaPipe too. Del
 differences are listed in the README ("Where the engine differs from MediaPipe").
 """
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 import enum
 import logging
@@ -259,6 +260,7 @@ class ImageSegmenter:
         postprocessing.compile_category_mask()
         self._lock = threading.Lock()  # the model and workspace, one frame at a time
         self._timestamp_lock = threading.Lock()  # never held during inference
+        self._category_helper: Optional[ThreadPoolExecutor] = None
         self._live: Optional[_LiveStreamWorker] = None
         if options.running_mode == RunningMode.LIVE_STREAM:
             self._live = _LiveStreamWorker(weakref.WeakMethod(self._segment),
@@ -348,9 +350,13 @@ class ImageSegmenter:
         return self._live.dropped if self._live else 0
 
     def close(self) -> None:
-        """Finish queued live frames and release the worker."""
+        """Finish queued live frames and release the worker threads."""
         if self._live is not None:
             self._live.stop()
+        with self._lock:
+            if self._category_helper is not None:
+                self._category_helper.shutdown()
+                self._category_helper = None
 
     def __del__(self) -> None:
         # A LIVE_STREAM segmenter dropped without close() must not leave its worker behind
@@ -397,8 +403,13 @@ class ImageSegmenter:
         result = ImageSegmenterResult()
         with self._lock:
             tensor = self._model.run(image, rotation)
+            category: Optional[Future] = None
             try:
-                if want_category:
+                if want_category and want_confidence and self._overlaps(classes):
+                    category = self._category_helper.submit(
+                        postprocessing.category_mask, tensor, activation, width, height,
+                        self._workspace)
+                elif want_category:
                     result.category_mask = postprocessing.category_mask(
                         tensor, activation, width, height, self._workspace)
                 if want_confidence:
@@ -406,6 +417,8 @@ class ImageSegmenter:
                         np.ascontiguousarray(tensor), activation, width, height,
                         self._workspace, None if self._single_channel else classes)
             finally:
+                if category is not None:
+                    result.category_mask = category.result()
                 del tensor  # may view the interpreter's output buffer
         if want_confidence:
             if self._single_channel:
@@ -415,6 +428,24 @@ class ImageSegmenter:
                              for index, mask in enumerate(masks)]
             result.confidence_masks = masks
         return result
+
+    def _overlaps(self, classes: Optional[Sequence[int]]) -> bool:
+        """
+        Tell whether to make the category mask on a second thread, beside the confidence masks.
+
+        Only with several threads allowed, and only with three confidence masks or more: then
+        they take longer than the category mask, so this thread seldom waits for the helper
+        (deeplab_v3 at 640x480: about 1.5 ms less per frame, the same CPU at 30 Hz). With
+        fewer masks, waiting for the helper to wake between a camera's frames costs more than
+        it saves (hair_segmenter at 30 Hz: 3 ms later).
+        """
+        masks = self._model.num_classes if classes is None else len(classes)
+        if self._options.num_threads < 2 or self._single_channel or masks < 3:
+            return False
+        if self._category_helper is None:
+            self._category_helper = ThreadPoolExecutor(
+                1, thread_name_prefix='image_segmenter_category')
+        return True
 
 
 class _LiveStreamWorker:
