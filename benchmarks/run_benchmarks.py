@@ -59,8 +59,8 @@ def all_targets(results: Dict[str, Any]) -> List[Target]:
     rows = engine_benchmark.targets(results['engine'])
     rows += node_benchmark.targets(results['node'])
     paced = results['engine'].get('paced', {})
-    engine_cpu = {model: paced[model]['ours both t%d' % engine_benchmark.node_threads(model)][
-        'paced_cpu_ms'] for model in paced}
+    engine_cpu = {model: tuple(paced[model]['%s t%d' % (variant, engine_benchmark.node_threads(
+        model))]['paced_cpu_ms'] for variant in ('invoke', 'ours both')) for model in paced}
     rows += baseline_benchmark.targets(results['baseline'], engine_cpu)
     rows += segment_bag_benchmark.targets(results['segment_bag'])
     return rows
