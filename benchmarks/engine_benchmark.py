@@ -404,8 +404,8 @@ def stage_breakdown(model_path: Path, frames: Sequence[np.ndarray], size: Tuple[
         output = bare.interpreter.tensor(bare.output['index'])()[0]
         postprocessing.category_mask(output, bare.activation, width, height, workspace)
         lap('category mask')
-        masks = postprocessing.confidence_masks(output, bare.activation, width, height,
-                                                workspace)
+        masks, _ = postprocessing.confidence_masks(output, bare.activation, width, height,
+                                                   workspace)
         del output
         lap('confidence masks')
         if len(masks) == 1:

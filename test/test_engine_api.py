@@ -387,6 +387,7 @@ def test_per_call_outputs_give_the_same_masks_as_both(legacy_models, megamind_fr
         confidence = segmenter.segment(frame, output_category_mask=False)
         default = segmenter.segment(frame, output_confidence_masks=None)
     assert category.confidence_masks is None and confidence.category_mask is None
+    assert category.confidences_finite is None and both.confidences_finite is True
     np.testing.assert_array_equal(category.category_mask, both.category_mask)
     for one, other in zip(confidence.confidence_masks, both.confidence_masks):
         np.testing.assert_array_equal(one, other)

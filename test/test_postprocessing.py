@@ -138,3 +138,22 @@ def test_compiled_confidence_planes_equal_numpy(activation, classes, monkeypatch
             postprocessing.softmax_planes(expected)
     np.testing.assert_array_equal(compiled, expected)
     np.testing.assert_array_equal(numpy_path, expected)
+
+
+@pytest.mark.parametrize('activation', list(Activation))
+@pytest.mark.parametrize('classes', [1, 2, 21])
+@pytest.mark.parametrize('size', [(64, 48), (53, 37)], ids=['larger', 'same'])
+def test_confidence_masks_tell_whether_they_are_finite(activation, classes, size):
+    """The flag, judged on the planes, is what checking every returned mask would say."""
+    rng = np.random.default_rng(classes)
+    wanted = None if classes < 3 else [0, 4, 20]
+    for spot in (None, np.nan, np.inf, -np.inf, 1e38):
+        tensor = (rng.normal(size=(37, 53, classes)) * 20).astype(np.float32)
+        if spot is not None:
+            tensor[rng.integers(37), rng.integers(53), rng.integers(classes)] = spot
+        with np.errstate(invalid='ignore', over='ignore'):
+            masks, finite = postprocessing.confidence_masks(
+                tensor, activation, *size, postprocessing.Workspace(), wanted)
+        made = [mask for mask in masks if mask is not None]
+        assert len(made) == (classes if wanted is None else len(wanted))
+        assert finite == all(np.isfinite(mask).all() for mask in made)

@@ -112,21 +112,27 @@ def confidence_planes(tensor: np.ndarray, activation: Activation,
 
 def confidence_masks(tensor: np.ndarray, activation: Activation, width: int, height: int,
                      workspace: Optional['Workspace'] = None,
-                     classes: Optional[Sequence[int]] = None) -> List[Optional[np.ndarray]]:
+                     classes: Optional[Sequence[int]] = None
+                     ) -> Tuple[List[Optional[np.ndarray]], bool]:
     """
     One float32 mask per class at the output size; the activation at tensor resolution.
 
     With a workspace, the planes at tensor resolution are its buffer (no fresh memory per
     frame); the masks returned are always new arrays. ``classes`` limits the masks made at
     the output size (the costly part with many classes) to those indices; the others are None.
+    Also tells whether the planes of those masks are all finite, which makes the masks finite
+    (a bilinear resize of finite values is): checked at tensor resolution, in cache, that costs
+    a tenth of checking the masks (deeplab_v3's 21 masks at 640x480: 0.1 against 1.4 ms).
     """
     resizing = tensor.shape[:2] != (height, width)
     shape = (tensor.shape[2],) + tensor.shape[:2]
     planes = confidence_planes(tensor, activation, workspace.get('planes', shape)
                                if workspace is not None and resizing else None)
     wanted = range(len(planes)) if classes is None else set(classes)
+    finite = all(np.isfinite(planes[index]).all() for index in wanted)
     return [(cv2.resize(plane, (width, height), interpolation=cv2.INTER_LINEAR) if resizing
-             else plane) if index in wanted else None for index, plane in enumerate(planes)]
+             else plane) if index in wanted else None
+            for index, plane in enumerate(planes)], finite
 
 
 @lru_cache(maxsize=32)

@@ -64,10 +64,16 @@ class RunningMode(enum.Enum):
 
 @dataclass
 class ImageSegmenterResult:
-    """Masks at the input image's size; a field is None when it was not requested."""
+    """
+    Masks at the input image's size; a field is None when it was not requested.
+
+    ``confidences_finite`` (not in MediaPipe) tells whether the confidence masks returned hold
+    no NaN or infinity, which a model can produce; None without confidence masks.
+    """
 
     confidence_masks: Optional[List[np.ndarray]] = None
     category_mask: Optional[np.ndarray] = None
+    confidences_finite: Optional[bool] = None
 
 
 ResultCallback = Callable[[ImageSegmenterResult, np.ndarray, int], None]
@@ -413,7 +419,7 @@ class ImageSegmenter:
                     result.category_mask = postprocessing.category_mask(
                         tensor, activation, width, height, self._workspace)
                 if want_confidence:
-                    masks = postprocessing.confidence_masks(
+                    masks, finite = postprocessing.confidence_masks(
                         np.ascontiguousarray(tensor), activation, width, height,
                         self._workspace, None if self._single_channel else classes)
             finally:
@@ -427,6 +433,7 @@ class ImageSegmenter:
                     masks = [mask if index in classes else None
                              for index, mask in enumerate(masks)]
             result.confidence_masks = masks
+            result.confidences_finite = finite
         return result
 
     def _overlaps(self, classes: Optional[Sequence[int]]) -> bool:

@@ -639,7 +639,7 @@ class SegmenterCore:
             return
         if result is None:
             return
-        if not all(np.isfinite(result.confidence_masks[index]).all() for index in confidences):
+        if confidences and not result.confidences_finite:
             raise FloatingPointError('the model produced NaN or infinite confidences')
         header = msg.header
         if category:
