@@ -18,9 +18,11 @@ Stopping the node executable with real signals, as a terminal and ``ros2 launch`
 Ctrl-C in a terminal running ``ros2 launch`` reaches the node twice (the terminal's process
 group, then launch forwarding it), a few milliseconds apart; launch escalates to SIGTERM. Every
 way must end with exit code 0 and no traceback, within 2 s, at any moment: during the imports,
-while the model loads, and while frames are being segmented.
+while the model loads, and while frames are being segmented; and leave none of the node's
+shared-memory segments behind in /dev/shm.
 """
 
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -54,6 +56,21 @@ def stop_and_time(process: NodeProcess, first: int, second: int, gap: float) -> 
             process.process.send_signal(second)
     code = process.wait(10.0)
     return code, time.monotonic() - sent
+
+
+def own_segments(pid: int) -> List[Path]:
+    """Return the Fast DDS shared-memory segments a process created (it holds their locks)."""
+    segments = []
+    for descriptor in Path('/proc/%d/fd' % pid).iterdir():
+        try:
+            target = Path(os.readlink(descriptor))
+        except OSError:
+            continue
+        if (target.parent == Path('/dev/shm') and target.name.endswith('_el')
+                and target.name.startswith('fastrtps_')
+                and not target.name.startswith('fastrtps_port')):
+            segments += [target, target.with_name(target.name[:-len('_el')])]
+    return segments
 
 
 def assert_clean(code: int, elapsed: float, log: str, what: str) -> None:
@@ -116,13 +133,18 @@ def test_every_way_of_stopping_a_busy_node_is_clean(env, tmp_path_factory, megam
                 wait_until(lambda: probe.messages(node.topic('category_mask')), 60.0,
                            'masks from %s:\n%s' % (node.namespace, node.process.log))
             for node, (first, second, gap) in nodes:
+                segments = own_segments(node.process.process.pid)
+                assert segments, 'no shared-memory segment of %s found' % node.namespace
                 code, elapsed = stop_and_time(node.process, first, second, gap)
+                what = '%s by %s then %s' % (node.namespace, signal.Signals(first).name,
+                                             signal.Signals(second).name if second else 'nothing')
                 try:
-                    assert_clean(code, elapsed, node.process.log, '%s by %s then %s' % (
-                        node.namespace, signal.Signals(first).name,
-                        signal.Signals(second).name if second else 'nothing'))
+                    assert_clean(code, elapsed, node.process.log, what)
                 except AssertionError as error:
                     failures.append(str(error))
+                left = [str(path) for path in segments if path.exists()]
+                if left:
+                    failures.append('%s left its shared memory: %s' % (what, ', '.join(left)))
         finally:
             done.set()
             streamer.join()
