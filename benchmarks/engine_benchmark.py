@@ -22,9 +22,11 @@ hair_segmenter, deeplab_v3; those not fetched are skipped and named), both legac
 models and a generated 6-class softmax model. The variants take turns in blocks of
 consecutive frames (the block order rotates), so each runs in the steady state it has in a
 node, while machine load hits all of them alike: the ratios between them are the figures to
-trust, absolute times on a shared machine are not. Beside them, the time to write the masks'
-bytes alone (as many float masks as classes and the category mask, into reused memory) is the
-memory floor of any implementation.
+trust, absolute times on a shared machine are not. Load that changes over minutes does not hit
+them alike, so this comparison runs in three rounds over all models, minutes apart: the medians
+pool the rounds' samples, and the targets show each round's ratio too. Beside them, the time
+to write the masks' bytes alone (as many float masks as classes and the category mask, into
+reused memory) is the memory floor of any implementation.
 
 A second part calls every model at a steady 30 Hz, as a camera does, and back to back, in
 alternating blocks: time per call and CPU time per frame of the whole process (every thread,
@@ -35,7 +37,8 @@ The process keeps freed memory for reuse (``keep_freed_memory()``) and runs Open
 calling thread (``opencv_on_calling_thread()``), as the node does; freed memory is kept for
 MediaPipe's allocations as much as for ours.
 
-    .venv/bin/python benchmarks/engine_benchmark.py [--frames N] [--repeats R] [--quick]
+    .venv/bin/python benchmarks/engine_benchmark.py [--frames N] [--repeats R] [--rounds K]
+        [--quick]
 """
 
 import argparse
@@ -455,36 +458,54 @@ def summary(values: Sequence[float]) -> Dict[str, float]:
 
 
 def measure(frames: int = 16, repeats: int = 3, warmup: int = 4, block: int = 8,
-            settle_ms: float = 2.0, paced_block: int = 12, paced_rounds: int = 3
-            ) -> Dict[str, Any]:
-    """Run every model, size and variant, the 30 Hz calls, the stage breakdowns and a profile."""
+            settle_ms: float = 2.0, paced_block: int = 12, paced_rounds: int = 3,
+            rounds: int = 3) -> Dict[str, Any]:
+    """
+    Run every model, size and variant, the 30 Hz calls, the stage breakdowns and a profile.
+
+    The back-to-back comparison runs in ``rounds`` rounds, each over every model in turn, so
+    that they lie minutes apart; the medians are of all rounds' samples, and each round's
+    median is kept for the spread.
+    """
     started = time.perf_counter()
     keep_freed_memory()
     opencv_on_calling_thread()
     images = read_frames(frames)
-    results: Dict[str, Any] = {'models': {}, 'paced': {}, 'stages': {}, 'settings': {
-        'frames': len(images), 'repeats': repeats, 'warmup': warmup, 'block': block,
-        'settle_ms': settle_ms, 'paced_hz': PACED_HZ, 'paced_block': paced_block,
-        'paced_rounds': paced_rounds, 'node_threads': {
-            model: node_threads(model) for model in MODELS}}}
+    settings = {'frames': len(images), 'repeats': repeats, 'warmup': warmup, 'block': block,
+                'settle_ms': settle_ms, 'paced_hz': PACED_HZ, 'paced_block': paced_block,
+                'paced_rounds': paced_rounds, 'rounds': rounds,
+                'node_threads': {model: node_threads(model) for model in MODELS}}
+    results: Dict[str, Any] = {'models': {}, 'rounds': {}, 'paced': {}, 'stages': {},
+                               'settings': settings}
+    pooled: Dict[str, Dict[str, Timings]] = {}
     with tempfile.TemporaryDirectory(prefix='engine_benchmark_') as work:
         paths, results['missing'] = model_paths(Path(work))
         vga = resized(images, SIZES[0])
-        for model in paths:
-            print('engine benchmark: %s ...' % model, file=sys.stderr, flush=True)
-            candidates = Candidates(paths[model])
-            try:
-                timings = benchmark_model(candidates, images, repeats, warmup, block,
-                                          settle_ms / 1e3)
-                results['models'][model] = {size: {name: summary(values) for name, values in
-                                                   by_variant.items()}
-                                            for size, by_variant in timings.items()}
-                loop = medians(results, model, TARGET_SIZE)['ours both t%d'
-                                                            % node_threads(model)]
-                results['paced'][model] = paced_model(candidates, vga, loop / 1e3,
-                                                      paced_block, paced_rounds)
-            finally:
-                candidates.close()
+        for round_index in range(rounds):
+            for model in paths:
+                print('engine benchmark: %s, round %d of %d ...' % (
+                    model, round_index + 1, rounds), file=sys.stderr, flush=True)
+                candidates = Candidates(paths[model])
+                try:
+                    timings = benchmark_model(candidates, images, repeats, warmup, block,
+                                              settle_ms / 1e3)
+                    for size, by_variant in timings.items():
+                        for name, values in by_variant.items():
+                            pooled.setdefault(model, {}).setdefault(size, {}).setdefault(
+                                name, []).extend(values)
+                            results['rounds'].setdefault(model, {}).setdefault(
+                                size, {}).setdefault(name, []).append(ms(values, 0.5))
+                    if round_index == 0:
+                        loop = ms(timings[TARGET_SIZE]['ours both t%d' % node_threads(model)],
+                                  0.5)
+                        results['paced'][model] = paced_model(candidates, vga, loop / 1e3,
+                                                              paced_block, paced_rounds)
+                finally:
+                    candidates.close()
+        results['models'] = {model: {size: {name: summary(values)
+                                            for name, values in by_variant.items()}
+                                     for size, by_variant in by_size.items()}
+                             for model, by_size in pooled.items()}
         print('engine benchmark: stages and profile ...', file=sys.stderr, flush=True)
         for model in (TARGET_MODEL, 'deeplab_v3', 'hair_segmenter'):
             if model in paths:
@@ -502,6 +523,15 @@ def medians(results: Dict[str, Any], model: str, size: str) -> Dict[str, float]:
     """Median milliseconds per variant of one model at one size."""
     return {name: value['median_ms']
             for name, value in results['models'][model][size].items()}
+
+
+def spread(results: Dict[str, Any], model: str, numerator: str, denominator: str) -> str:
+    """Return each round's ratio of two variants at 640x480, or '' after a single round."""
+    rounds = results.get('rounds', {}).get(model, {}).get(TARGET_SIZE, {})
+    if len(rounds.get(numerator, ())) < 2:
+        return ''
+    ratios = [a / b for a, b in zip(rounds[numerator], rounds[denominator])]
+    return 'rounds %s; ' % ', '.join('%.2fx' % ratio for ratio in ratios)
 
 
 Target = Tuple[str, str, bool]
@@ -529,14 +559,18 @@ def targets(results: Dict[str, Any]) -> List[Target]:
             bound = median[MEDIAPIPE] / median['invoke t%d' % t]
             out.append(('engine %s, both masks, %d threads: MediaPipe / ours >= %.0fx'
                         % (model, t, limit),
-                        '%.2fx (bound: MediaPipe / invoke() %.2fx)' % (speedup, bound),
-                        speedup >= limit))
+                        '%.2fx (%sbound: MediaPipe / invoke() %.2fx)' % (
+                            speedup, spread(results, model, MEDIAPIPE, 'ours both t%d' % t),
+                            bound), speedup >= limit))
     for model in TASKS_MODELS + LEGACY_MODELS:
         if model in models:
             median = medians(results, model, TARGET_SIZE)
-            ratio = median['ours category t%d' % t] / median['invoke t%d' % t]
+            category, invoke = 'ours category t%d' % t, 'invoke t%d' % t
+            ratio = median[category] / median[invoke]
+            rounds = spread(results, model, category, invoke)
             out.append(('engine %s, category mask only: ours <= %.1fx invoke()'
-                        % (model, CATEGORY_VS_INVOKE), '%.2fx' % ratio,
+                        % (model, CATEGORY_VS_INVOKE),
+                        '%.2fx (%s)' % (ratio, rounds[:-2]) if rounds else '%.2fx' % ratio,
                         ratio <= CATEGORY_VS_INVOKE))
     if 'deeplab_v3' in models:
         median = medians(results, 'deeplab_v3', TARGET_SIZE)
@@ -545,7 +579,9 @@ def targets(results: Dict[str, Any]) -> List[Target]:
         floor = (invoke + median[WRITE_MASKS]) / invoke
         out.append(('engine deeplab_v3, 21 confidence masks and the category mask: ours <= '
                     '%.0fx invoke()' % DEEPLAB_VS_INVOKE,
-                    '%.2fx (floor: invoke + writing the masks %.2fx)' % (ratio, floor),
+                    '%.2fx (%sfloor: invoke + writing the masks %.2fx)' % (
+                        ratio, spread(results, 'deeplab_v3', 'ours both t%d' % t,
+                                      'invoke t%d' % t), floor),
                     ratio <= DEEPLAB_VS_INVOKE))
     for model, paced in results.get('paced', {}).items():
         threads = node_threads(model)
@@ -614,10 +650,11 @@ def markdown(results: Dict[str, Any]) -> str:
              readme_table(results), '']
     for model, reason in results.get('missing', {}).items():
         lines.append('- %s: not measured: %s' % (model, reason))
-    lines += ['', 'Medians per frame; ours = `segment()` with both masks unless named. Ratios '
-              'are of medians from the same interleaved run. "write masks": writing the bytes '
-              'of the masks alone (as many float masks as ours returns, and the category '
-              'mask) into reused memory, the floor of any implementation.', '',
+    lines += ['', 'Medians per frame of %d rounds minutes apart, each an interleaved run; '
+              'ours = `segment()` with both masks unless named. "write masks": writing the '
+              'bytes of the masks alone (as many float masks as ours returns, and the category '
+              'mask) into reused memory, the floor of any implementation.'
+              % results['settings'].get('rounds', 1), '',
               '| model | frame | invoke t1 | invoke t%d | ours t1 | ours t%d | category t%d '
               '| confidence t%d | MediaPipe | write masks | MediaPipe / ours t%d '
               '| ours / invoke t1 | ours / invoke t%d | category / invoke t%d |'
@@ -696,11 +733,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='passes over the frames per variant (default 3)')
     parser.add_argument('--block', type=int, default=8,
                         help='consecutive frames per turn of a variant (default 8)')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='rounds of the back-to-back comparison over every model '
+                             '(default 3)')
     parser.add_argument('--quick', action='store_true',
-                        help='smoke run: 4 frames, 1 repeat, 1 warm-up frame')
+                        help='smoke run: 4 frames, 1 repeat, 1 warm-up frame, 2 rounds')
     args = parser.parse_args(argv)
     results = (measure(**QUICK) if args.quick else
-               measure(args.frames, args.repeats, block=args.block))
+               measure(args.frames, args.repeats, block=args.block, rounds=args.rounds))
     print('\n'.join('- %s' % line for line in machine_description()))
     print()
     print(markdown(results))
@@ -710,7 +750,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 # The smoke run's settings (run_benchmarks --quick too): figures not meaningful.
-QUICK = {'frames': 4, 'repeats': 1, 'warmup': 1, 'paced_block': 3, 'paced_rounds': 1}
+QUICK = {'frames': 4, 'repeats': 1, 'warmup': 1, 'paced_block': 3, 'paced_rounds': 1,
+         'rounds': 2}
 
 
 if __name__ == '__main__':

@@ -49,6 +49,14 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
             assert ours | {'invoke t1', 'invoke t2', 'mediapipe both',
                            'write masks'} <= set(variants)
             assert all(value['median_ms'] > 0 for value in variants.values())
+    rounds = figures['engine']['settings']['rounds']
+    assert rounds >= 2  # the samples of all rounds pooled, each round's median kept
+    for model, by_size in engine.items():
+        for size, variants in by_size.items():
+            for name, value in variants.items():
+                assert len(figures['engine']['rounds'][model][size][name]) == rounds
+                settings = figures['engine']['settings']
+                assert value['frames'] == rounds * settings['frames'] * settings['repeats']
     assert set(figures['engine']['paced']) == set(engine)
     for variants in figures['engine']['paced'].values():
         assert {'ours both t1', 'ours both t2', 'mediapipe both', 'compute loop'} <= set(variants)
@@ -73,6 +81,7 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
         figures['segment_bag']['profile']
 
     text = page.read_text()
+    assert '(rounds ' in text  # each round's ratio beside the pooled one
     for heading in ('## Targets', '## Engine', '## Node end to end over DDS',
                     '### Profile of the node', '## Node vs the afternoon baseline',
                     'At a steady 30 Hz', '## Offline: segment_bag',
