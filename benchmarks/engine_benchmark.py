@@ -19,14 +19,14 @@ Engine benchmark: our ``segment()`` against MediaPipe Tasks and the bare LiteRT 
 Everything runs in one process and one run, on real Megamind.avi frames resized to 640x480
 and 1280x720, for the official Tasks models (selfie_segmenter, its landscape variant,
 hair_segmenter, deeplab_v3; those not fetched are skipped and named), both legacy selfie
-models and a generated 6-class softmax model. The variants take turns in blocks of
-consecutive frames (the block order rotates), so each runs in the steady state it has in a
-node, while machine load hits all of them alike: the ratios between them are the figures to
-trust, absolute times on a shared machine are not. Load that changes over minutes does not hit
-them alike, so this comparison runs in three rounds over all models, minutes apart: the medians
-pool the rounds' samples, and the targets show each round's ratio too. Beside them, the time
-to write the masks' bytes alone (as many float masks as classes and the category mask, into
-reused memory) is the memory floor of any implementation.
+models and a generated 6-class softmax model. The variants take turns in blocks of consecutive
+frames (the block order rotates), so each runs in the steady state it has in a node, while
+machine load hits all of them alike: the ratios between them are the figures to trust, absolute
+times on a shared machine are not. Load that changes over minutes does not hit them alike, so
+the comparisons run in three rounds over all models, minutes apart: the medians pool the
+rounds' samples, and the targets show each round's back-to-back ratio too. Beside them, the
+time to write the masks' bytes alone (as many float masks as classes and the category mask,
+into reused memory) is the memory floor of any implementation.
 
 A second part calls every model at a steady 30 Hz, as a camera does, and back to back, in
 alternating blocks: time per call and CPU time per frame of the whole process (every thread,
@@ -312,26 +312,30 @@ def benchmark_model(candidates: Candidates, frames: Sequence[np.ndarray], repeat
     return results
 
 
+PacedSamples = Dict[str, Dict[str, Any]]
+
+
 def paced_model(candidates: Candidates, images: Sequence[np.ndarray], loop_seconds: float,
-                block: int, rounds: int, hz: float = PACED_HZ) -> Dict[str, Dict[str, float]]:
+                block: int, turns: int, samples: PacedSamples,
+                hz: float = PACED_HZ) -> PacedSamples:
     """
     Call each variant at ``hz`` and back to back, in alternating blocks of ``block`` frames.
 
     The first call of every block (it follows another variant or pacing) is not counted.
-    CPU per frame: this process's CPU time (all threads) over the counted calls, paced ones
-    over their whole periods, divided by the frames.
+    Adds the call times and the process's CPU time (all threads; paced calls over their
+    whole periods) to ``samples``, which may hold those of earlier runs, and returns it.
     """
     every = candidates.variants(images)
     variants = {name: every[name] for name in (
         MEDIAPIPE, 'invoke t1', 'invoke t2', 'ours both t1', 'ours both t2')}
     variants[COMPUTE_LOOP] = ComputeLoop(loop_seconds)
-    samples = {name: {'paced': [], 'b2b': [], 'paced_cpu': 0.0, 'b2b_cpu': 0.0}
-               for name in variants}
+    for name in variants:
+        samples.setdefault(name, {'paced': [], 'b2b': [], 'paced_cpu': 0.0, 'b2b_cpu': 0.0})
     names = list(variants)
     for name in names:
         for index in range(3):
             variants[name](index % len(images))
-    for turn in range(rounds):
+    for turn in range(turns):
         for name in names[turn % len(names):] + names[:turn % len(names)]:
             for paced in (True, False):
                 times, cpu = run_block(variants[name], len(images), block,
@@ -339,6 +343,11 @@ def paced_model(candidates: Candidates, images: Sequence[np.ndarray], loop_secon
                 kind = 'paced' if paced else 'b2b'
                 samples[name][kind] += times
                 samples[name][kind + '_cpu'] += cpu
+    return samples
+
+
+def paced_summary(samples: PacedSamples) -> Dict[str, Dict[str, float]]:
+    """Median time per call and CPU per frame, paced and back to back, per variant."""
     out = {}
     for name, values in samples.items():
         count = max(1, len(values['paced']))
@@ -463,9 +472,9 @@ def measure(frames: int = 16, repeats: int = 3, warmup: int = 4, block: int = 8,
     """
     Run every model, size and variant, the 30 Hz calls, the stage breakdowns and a profile.
 
-    The back-to-back comparison runs in ``rounds`` rounds, each over every model in turn, so
-    that they lie minutes apart; the medians are of all rounds' samples, and each round's
-    median is kept for the spread.
+    The comparisons, back to back and at 30 Hz, run in ``rounds`` rounds, each over every
+    model in turn, so that they lie minutes apart; the medians are of all rounds' samples, and
+    each round's back-to-back median is kept for the spread.
     """
     started = time.perf_counter()
     keep_freed_memory()
@@ -478,6 +487,8 @@ def measure(frames: int = 16, repeats: int = 3, warmup: int = 4, block: int = 8,
     results: Dict[str, Any] = {'models': {}, 'rounds': {}, 'paced': {}, 'stages': {},
                                'settings': settings}
     pooled: Dict[str, Dict[str, Timings]] = {}
+    paced: Dict[str, PacedSamples] = {}
+    loops: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix='engine_benchmark_') as work:
         paths, results['missing'] = model_paths(Path(work))
         vga = resized(images, SIZES[0])
@@ -495,17 +506,18 @@ def measure(frames: int = 16, repeats: int = 3, warmup: int = 4, block: int = 8,
                                 name, []).extend(values)
                             results['rounds'].setdefault(model, {}).setdefault(
                                 size, {}).setdefault(name, []).append(ms(values, 0.5))
-                    if round_index == 0:
-                        loop = ms(timings[TARGET_SIZE]['ours both t%d' % node_threads(model)],
-                                  0.5)
-                        results['paced'][model] = paced_model(candidates, vga, loop / 1e3,
-                                                              paced_block, paced_rounds)
+                    if round_index == 0:  # the same loop length in every round
+                        loops[model] = ms(timings[TARGET_SIZE][
+                            'ours both t%d' % node_threads(model)], 0.5) / 1e3
+                    paced_model(candidates, vga, loops[model], paced_block, paced_rounds,
+                                paced.setdefault(model, {}))
                 finally:
                     candidates.close()
         results['models'] = {model: {size: {name: summary(values)
                                             for name, values in by_variant.items()}
                                      for size, by_variant in by_size.items()}
                              for model, by_size in pooled.items()}
+        results['paced'] = {model: paced_summary(samples) for model, samples in paced.items()}
         print('engine benchmark: stages and profile ...', file=sys.stderr, flush=True)
         for model in (TARGET_MODEL, 'deeplab_v3', 'hair_segmenter'):
             if model in paths:
@@ -678,12 +690,13 @@ def markdown(results: Dict[str, Any]) -> str:
     if paced:
         settings = results['settings']
         lines += ['', 'At a steady %.0f Hz (640x480, both masks), against back to back, in '
-                  'alternating blocks of %d frames, %d rounds: median time per call, and CPU '
-                  'time per frame of the whole process (all threads). The compute loop is '
-                  'plain single-threaded arithmetic as long as ours back to back with the '
-                  "node's setting of threads for the model: the machine's own cost of starting "
-                  'work from idle.' % (PACED_HZ, settings['paced_block'],
-                                       settings['paced_rounds']), '',
+                  'alternating blocks of %d frames, %d turns in each of %d rounds: median time '
+                  'per call, and CPU time per frame of the whole process (all threads). The '
+                  'compute loop is plain single-threaded arithmetic as long as ours back to back '
+                  "with the node's setting of threads for the model: the machine's own cost of "
+                  'starting work from idle.' % (PACED_HZ, settings['paced_block'],
+                                                settings['paced_rounds'],
+                                                settings.get('rounds', 1)), '',
                   '| model | variant | %.0f Hz | back to back | %.0f Hz / back to back '
                   '| CPU per frame at %.0f Hz | CPU per frame back to back |'
                   % (PACED_HZ, PACED_HZ, PACED_HZ),
@@ -734,7 +747,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--block', type=int, default=8,
                         help='consecutive frames per turn of a variant (default 8)')
     parser.add_argument('--rounds', type=int, default=3,
-                        help='rounds of the back-to-back comparison over every model '
+                        help='rounds of the comparisons over every model '
                              '(default 3)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: 4 frames, 1 repeat, 1 warm-up frame, 2 rounds')

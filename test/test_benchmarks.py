@@ -49,18 +49,20 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
             assert ours | {'invoke t1', 'invoke t2', 'mediapipe both',
                            'write masks'} <= set(variants)
             assert all(value['median_ms'] > 0 for value in variants.values())
-    rounds = figures['engine']['settings']['rounds']
+    settings = figures['engine']['settings']
+    rounds = settings['rounds']
     assert rounds >= 2  # the samples of all rounds pooled, each round's median kept
     for model, by_size in engine.items():
         for size, variants in by_size.items():
             for name, value in variants.items():
                 assert len(figures['engine']['rounds'][model][size][name]) == rounds
-                settings = figures['engine']['settings']
                 assert value['frames'] == rounds * settings['frames'] * settings['repeats']
     assert set(figures['engine']['paced']) == set(engine)
     for variants in figures['engine']['paced'].values():
         assert {'ours both t1', 'ours both t2', 'mediapipe both', 'compute loop'} <= set(variants)
         assert all(value['paced_ms'] > 0 and value['paced_cpu_ms'] > 0
+                   for value in variants.values())
+        assert all(value['frames'] == rounds * settings['paced_rounds'] * settings['paced_block']
                    for value in variants.values())
     runs = figures['baseline']['runs']
     assert {run['kind'] for run in runs} == {'ours', 'baseline', 'echo'}, runs
