@@ -543,7 +543,13 @@ def spread(results: Dict[str, Any], model: str, numerator: str, denominator: str
     if len(rounds.get(numerator, ())) < 2:
         return ''
     ratios = [a / b for a, b in zip(rounds[numerator], rounds[denominator])]
-    return 'rounds %s; ' % ', '.join('%.2fx' % ratio for ratio in ratios)
+    return 'rounds %s' % ', '.join('%.2fx' % ratio for ratio in ratios)
+
+
+def with_notes(value: str, *notes: str) -> str:
+    """Return ``value (note; note)`` with the non-empty notes, or the value alone."""
+    notes = tuple(note for note in notes if note)
+    return '%s (%s)' % (value, '; '.join(notes)) if notes else value
 
 
 Target = Tuple[str, str, bool]
@@ -571,18 +577,18 @@ def targets(results: Dict[str, Any]) -> List[Target]:
             bound = median[MEDIAPIPE] / median['invoke t%d' % t]
             out.append(('engine %s, both masks, %d threads: MediaPipe / ours >= %.0fx'
                         % (model, t, limit),
-                        '%.2fx (%sbound: MediaPipe / invoke() %.2fx)' % (
-                            speedup, spread(results, model, MEDIAPIPE, 'ours both t%d' % t),
-                            bound), speedup >= limit))
+                        with_notes('%.2fx' % speedup,
+                                   spread(results, model, MEDIAPIPE, 'ours both t%d' % t),
+                                   'bound: MediaPipe / invoke() %.2fx' % bound),
+                        speedup >= limit))
     for model in TASKS_MODELS + LEGACY_MODELS:
         if model in models:
             median = medians(results, model, TARGET_SIZE)
             category, invoke = 'ours category t%d' % t, 'invoke t%d' % t
             ratio = median[category] / median[invoke]
-            rounds = spread(results, model, category, invoke)
             out.append(('engine %s, category mask only: ours <= %.1fx invoke()'
                         % (model, CATEGORY_VS_INVOKE),
-                        '%.2fx (%s)' % (ratio, rounds[:-2]) if rounds else '%.2fx' % ratio,
+                        with_notes('%.2fx' % ratio, spread(results, model, category, invoke)),
                         ratio <= CATEGORY_VS_INVOKE))
     if 'deeplab_v3' in models:
         median = medians(results, 'deeplab_v3', TARGET_SIZE)
@@ -591,9 +597,9 @@ def targets(results: Dict[str, Any]) -> List[Target]:
         floor = (invoke + median[WRITE_MASKS]) / invoke
         out.append(('engine deeplab_v3, 21 confidence masks and the category mask: ours <= '
                     '%.0fx invoke()' % DEEPLAB_VS_INVOKE,
-                    '%.2fx (%sfloor: invoke + writing the masks %.2fx)' % (
-                        ratio, spread(results, 'deeplab_v3', 'ours both t%d' % t,
-                                      'invoke t%d' % t), floor),
+                    with_notes('%.2fx' % ratio, spread(results, 'deeplab_v3',
+                                                       'ours both t%d' % t, 'invoke t%d' % t),
+                               'floor: invoke + writing the masks %.2fx' % floor),
                     ratio <= DEEPLAB_VS_INVOKE))
     for model, paced in results.get('paced', {}).items():
         threads = node_threads(model)
