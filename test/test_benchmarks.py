@@ -23,10 +23,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 from ros_harness import PACKAGE_ROOT
 
 
-def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
+def test_quick_suite_writes_page_plot_and_figures(tmp_path, env, monkeypatch):
     page = tmp_path / 'benchmarks.md'
     result = subprocess.run(
         [sys.executable, str(PACKAGE_ROOT / 'benchmarks' / 'run_benchmarks.py'), '--quick',
@@ -67,6 +68,18 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env):
     runs = figures['baseline']['runs']
     assert {run['kind'] for run in runs} == {'ours', 'baseline', 'echo'}, runs
     assert all(run['answered'] > 0 and run['cpu_ms_per_answered'] > 0 for run in runs), runs
+    monkeypatch.syspath_prepend(str(PACKAGE_ROOT / 'benchmarks'))
+    import baseline_benchmark
+    rounds = figures['baseline']['rounds']
+    assert rounds >= 2 and sorted(run['round'] for run in runs) == sorted(list(range(rounds)) * 3)
+    for ours, baseline, echo, pairs in baseline_benchmark.groups(figures['baseline']):
+        kinds = [run for run in runs if run['kind'] == ours['kind']]
+        assert ours['runs'] == rounds == len(pairs) and ours['sent'] == sum(
+            run['sent'] for run in kinds)
+        assert ours['cpu_ms_per_answered'] == pytest.approx(
+            1e3 * sum(run['cpu_s'] for run in kinds) / sum(run['answered'] for run in kinds))
+        assert min(run['latency_p50'] for run in kinds) <= ours['latency_p50'] <= max(
+            run['latency_p50'] for run in kinds)
     node = figures['node']
     assert node['scenarios'], 'the node benchmark ran no scenario'
     for scenario in node['scenarios']:
