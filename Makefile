@@ -55,7 +55,7 @@ demo: setup
 # The second test stack: Ubuntu 24.04's versions of the packages package.xml takes from apt (what a
 # Jazzy robot has), then requirements-robot.txt installed as a robot installs it, which must leave
 # them all as they were; the ROS wheels and test tools on top are held to them too.
-# It runs on this machine's Python: PyPI's numba 0.58.1 does not install on Ubuntu's Python 3.12.
+# It runs on this machine's Python (Ubuntu 24.04's is 3.12).
 NOBLE    := .venv-noble
 NOBLE_PY := $(NOBLE)/bin/python
 # The part that depends on numpy, OpenCV and numba: engine parity with MediaPipe, pre- and
