@@ -156,6 +156,22 @@ def test_truncated_model_raises_a_clear_error(keep, legacy_models, tmp_path):
         ours(truncated)
 
 
+def test_a_litert_built_for_another_numpy_is_named_in_one_sentence(legacy_models, monkeypatch):
+    """tflite-runtime 2.14 on numpy 1.21 (Humble's) fails so: a SystemError at load."""
+    from image_segmenter_ros.engine import segmenter
+
+    def built_for_another_numpy(**_):
+        raise SystemError('<built-in method CreateWrapperFromBuffer of PyCapsule object> '
+                          'returned a result with an exception set')
+
+    monkeypatch.setattr(segmenter, 'Interpreter', built_for_another_numpy)
+    with pytest.raises(RuntimeError) as raised_error:
+        ours(legacy_models['selfie_segmentation'])
+    message = str(raised_error.value)
+    assert 'numpy %s' % np.__version__ in message and 'requirements-robot.txt' in message
+    assert message.count('. ') == 0 and 'PyCapsule' not in message
+
+
 def test_an_output_type_the_masks_cannot_come_from_is_refused(tmp_path):
     """A real model whose logits go through CAST to int32: refused at load, by name."""
     from mediapipe.tasks.metadata import schema_py_generated as tflite

@@ -23,6 +23,7 @@ differences are listed in the README ("Where the engine differs from MediaPipe")
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 import enum
+import importlib.metadata
 import logging
 from pathlib import Path
 import threading
@@ -126,6 +127,15 @@ def _validate_image(image: np.ndarray, channels_allowed: Tuple[int, ...] = (3, 4
                          % (_MAX_SIDE, image.shape[1], image.shape[0]))
 
 
+def _litert_release() -> str:
+    """Return the LiteRT package in use and its version, for messages."""
+    package = Interpreter.__module__.split('.')[0]
+    try:
+        return '%s %s' % (package, importlib.metadata.version(package.replace('_', '-')))
+    except importlib.metadata.PackageNotFoundError:
+        return package
+
+
 class _Model:
     """A loaded model: interpreter, tensor layout and how to fill and read its tensors."""
 
@@ -148,6 +158,11 @@ class _Model:
         except (ValueError, RuntimeError) as error:
             raise ValueError('The model %s could not be loaded by LiteRT: %s'
                              % (path, str(error).strip())) from None
+        except SystemError:  # how a LiteRT built against another numpy ABI fails
+            raise RuntimeError(
+                '%s cannot run with the installed numpy %s, which it was not built for: install '
+                'a numpy it accepts, or ai-edge-litert (requirements-robot.txt).'
+                % (_litert_release(), np.__version__)) from None
         self._check_layout(path)
 
     def _check_layout(self, path: Path) -> None:
