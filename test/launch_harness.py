@@ -91,6 +91,20 @@ def ros2(arguments: Sequence[str], env: Dict[str, str],
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
+def ros2_daemons(domain: str) -> List[str]:
+    """Return the command lines of the running ``ros2`` daemons of one DDS domain."""
+    found = []
+    for cmdline in Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            words = cmdline.read_bytes().decode(errors='replace').split('\0')
+        except OSError:  # the process ended meanwhile
+            continue
+        if 'ros2-daemon' in words and '--ros-domain-id' in words and \
+                words[words.index('--ros-domain-id') + 1:][:1] == [domain]:
+            found.append(' '.join(words))
+    return found
+
+
 def _as_from_a_terminal() -> None:
     """Give the child the default SIGINT handling a terminal gives (a CI runner may not)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)

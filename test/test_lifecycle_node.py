@@ -24,10 +24,10 @@ from pathlib import Path
 import signal
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import cv2
-from launch_harness import Launch, launch_environment, MISSING, ros2
+from launch_harness import Launch, launch_environment, MISSING, ros2, ros2_daemons
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 import numpy as np
@@ -148,10 +148,16 @@ def test_transitions_over_the_lifecycle_services(env, probe, tmp_path_factory, f
 
 
 @pytest.fixture(scope='module')
-def cli_env(env, tmp_path_factory) -> Dict[str, str]:
+def cli_env(env, tmp_path_factory) -> Iterator[Dict[str, str]]:
     if MISSING:
         pytest.skip('ros2 launch cannot run here: ' + MISSING)
-    return launch_environment(int(env['ROS_DOMAIN_ID']), tmp_path_factory.mktemp('ros_logs'))
+    cli_env = launch_environment(int(env['ROS_DOMAIN_ID']), tmp_path_factory.mktemp('ros_logs'))
+    yield cli_env
+    # The lifecycle verbs start the test domain's ros2 daemon (without one each call would wait
+    # seconds for discovery); it must not outlive the tests.
+    ros2(['daemon', 'stop'], cli_env)
+    wait_until(lambda: not ros2_daemons(cli_env['ROS_DOMAIN_ID']), 10.0,
+               "the test domain's ros2 daemon to stop")
 
 
 def lifecycle(cli_env: Dict[str, str], verb: str, *arguments: str) -> str:
