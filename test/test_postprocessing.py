@@ -81,12 +81,13 @@ def hard_multiclass_tensor(rng: np.random.Generator, height: int, width: int,
 @pytest.mark.skipif(not postprocessing.COMPILED, reason='numba is not installed')
 @pytest.mark.parametrize('activation', [Activation.NONE, Activation.SOFTMAX,
                                         Activation.SIGMOID])
-@pytest.mark.parametrize('seed', range(8))
-def test_multiclass_compiled_loop_equals_numpy(activation, seed):
+@pytest.mark.parametrize('classes', [2, 3, 7])  # two classes have their own compiled loops
+@pytest.mark.parametrize('seed', range(4))
+def test_multiclass_compiled_loop_equals_numpy(activation, classes, seed):
     rng = np.random.default_rng(100 + seed)
     height, width = (int(v) for v in rng.integers(2, 40, size=2))
     out_width, out_height = (int(v) for v in rng.integers(1, 300, size=2))
-    tensor = hard_multiclass_tensor(rng, height, width, int(rng.integers(2, 8)))
+    tensor = hard_multiclass_tensor(rng, height, width, classes)
     if activation == Activation.SIGMOID:  # keep clear of exp()'s last-bit differences (above)
         tensor[np.abs(tensor) < 1e-3] = 0.5
     compiled = postprocessing.category_mask_compiled(tensor, activation, out_width, out_height)
@@ -102,6 +103,14 @@ ROUNDING_TRAPS = [
      26, 35),
     ([[[999999.875, 999999.9375], [1000000.0625, 1000000.125]],
       [[1000000.125, 999999.875], [1000000.125, 1000000.0]]], 29, 7),
+]
+# Two classes have their own loops: a trap where the first class leads (the one above has the
+# second), and the first trap with a third class far behind for the loop of several classes.
+ROUNDING_TRAPS += [
+    ([[[-0.16409796476364136, -0.16409797966480255], [3.668184280395508, 3.6681840419769287]],
+      [[-1.4617769718170166, -1.4617773294448853], [-0.7833236455917358, -0.7833237648010254]]],
+     15, 25),
+    ([[cell + [-10.0] for cell in row] for row in ROUNDING_TRAPS[0][0]],) + ROUNDING_TRAPS[0][1:],
 ]
 
 
