@@ -60,7 +60,8 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env, monkeypatch):
                 assert value['frames'] == rounds * settings['frames'] * settings['repeats']
     assert set(figures['engine']['paced']) == set(engine)
     for variants in figures['engine']['paced'].values():
-        assert {'ours both t1', 'ours both t2', 'mediapipe both', 'compute loop'} <= set(variants)
+        assert {'ours both t1', 'ours both t2', 'mediapipe both', 'compute loop',
+                'invoke and write masks'} <= set(variants)
         assert all(value['paced_ms'] > 0 and value['paced_cpu_ms'] > 0
                    for value in variants.values())
         assert all(value['frames'] == rounds * settings['paced_rounds'] * settings['paced_block']
