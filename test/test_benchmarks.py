@@ -69,6 +69,7 @@ def test_quick_suite_writes_page_plot_and_figures(tmp_path, env, monkeypatch):
     runs = figures['baseline']['runs']
     assert {run['kind'] for run in runs} == {'ours', 'baseline', 'echo'}, runs
     assert all(run['answered'] > 0 and run['cpu_ms_per_answered'] > 0 for run in runs), runs
+    assert all(run['exit_code'] == 0 for run in runs if run['kind'] == 'ours'), runs
     monkeypatch.syspath_prepend(str(PACKAGE_ROOT / 'benchmarks'))
     import baseline_benchmark
     rounds = figures['baseline']['rounds']
